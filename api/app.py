@@ -1,0 +1,207 @@
+"""The HTTP API: Antenna's /api/v2/jobs/ on the read store, commands through the bus."""
+
+import asyncio
+import time
+from typing import Annotated, Any
+from zoneinfo import ZoneInfo
+
+from fastapi import Depends, FastAPI, Query, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict, Field
+
+from api.bootstrap import Stack
+from api.job_json import JobRenderer
+from domain.commands import CancelJob, Command, CreateJob, RetryJob, RunJob
+from domain.envelope import Outcome, envelope_of
+from domain.job import job_uuid
+from domain.job_types import JobTypeKey
+from infra.event_store import EventStore
+from projections import views
+
+DEFAULT_PAGE_SIZE = 10
+LOGS_LIMIT = 1000
+CATALOG_FIELDS = {
+    "project_id": "projects",
+    "deployment_id": "deployments",
+    "source_image_collection_id": "collections",
+    "source_image_single_id": "captures",
+    "pipeline_id": "pipelines",
+}
+
+
+class ApiError(Exception):
+    """An error answered in one of the body shapes Antenna's clients parse."""
+
+    def __init__(self, status_code: int, body: Any) -> None:
+        self.status_code = status_code
+        self.body = body
+
+
+class JobCreateBody(BaseModel):
+    """The writable fields of a job (CONTRACT.md section 4); read-only fields are ignored."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    name: str = Field(min_length=1, max_length=255)
+    delay: int = Field(ge=0)
+    project_id: int = Field(gt=0)
+    limit: int | None = Field(default=None, ge=0)
+    shuffle: bool = True
+    deployment_id: int | None = None
+    source_image_collection_id: int | None = None
+    source_image_single_id: int | None = None
+    pipeline_id: int | None = None
+    job_type_key: JobTypeKey = "ml"
+
+
+def lenient_bool(value: str | None) -> bool:
+    """Antenna's query booleans: absent false, empty true, false/0 false, anything else true."""
+    if value is None:
+        return False
+    return value.strip().lower() not in ("false", "0")
+
+
+def build_app(stack: Stack) -> FastAPI:
+    app = FastAPI(
+        title="jobledger",
+        description="An event-sourced job system with Antenna's jobs API.",
+        version="0.1.0",
+    )
+    time_zone = ZoneInfo(stack.settings.time_zone)
+
+    @app.exception_handler(ApiError)
+    async def api_error(_: Request, error: ApiError) -> JSONResponse:
+        return JSONResponse(error.body, status_code=error.status_code)
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid_request(_: Request, error: RequestValidationError) -> JSONResponse:
+        fields: dict[str, list[str]] = {}
+        for problem in error.errors():
+            location = [str(p) for p in problem["loc"] if p not in ("body", "query", "path")]
+            fields.setdefault(".".join(location) or "non_field_errors", []).append(problem["msg"])
+        return JSONResponse(fields, status_code=400)
+
+    def renderer(request: Request, format: str | None = None) -> JobRenderer:
+        return JobRenderer(stack.catalog, str(request.base_url), time_zone, format == "api")
+
+    Renderer = Annotated[JobRenderer, Depends(renderer)]
+
+    def read_job(job_id: int, render: JobRenderer, logs_limit: int = LOGS_LIMIT) -> dict[str, Any]:
+        with stack.read_store.reading() as db:
+            view = views.job_view(db, job_id)
+            if view is None:
+                raise ApiError(404, {"detail": "Not found."})
+            return render.job(view, views.job_logs(db, job_id, logs_limit))
+
+    async def wait_for_projection(position: int | None) -> None:
+        """Read-your-writes: wait, bounded, until the projection has applied `position`."""
+        if position is None:
+            return
+        deadline = time.monotonic() + stack.settings.command_timeout
+        while time.monotonic() < deadline:
+            with stack.read_store.reading() as db:
+                if views.projected_position(db) >= position:
+                    return
+            await asyncio.sleep(0.01)
+
+    async def send(command: Command) -> Outcome:
+        try:
+            return await stack.bus.send(command)
+        except TimeoutError as error:
+            detail = "The command handler did not answer in time."
+            raise ApiError(503, {"detail": detail}) from error
+
+    async def act(command: Command, render: JobRenderer, refusal_status: int | None = 400) -> Any:
+        outcome = await send(command)
+        if outcome.job_id is None or outcome.version is None:
+            raise ApiError(404, {"detail": "Not found."})
+        if not outcome.accepted and refusal_status is not None:
+            raise ApiError(refusal_status, [outcome.reason])
+        await wait_for_projection(outcome.position)
+        return read_job(outcome.job_id, render)
+
+    @app.get("/api/v2/jobs/", summary="List jobs, newest first")
+    def list_jobs(
+        request: Request,
+        render: Renderer,
+        limit: Annotated[str | None, Query()] = None,
+        offset: Annotated[str | None, Query()] = None,
+    ) -> dict[str, Any]:
+        page_size = _positive_or(limit, DEFAULT_PAGE_SIZE, minimum=1)
+        start = _positive_or(offset, 0, minimum=0)
+        with stack.read_store.reading() as db:
+            count, page = views.job_page(db, page_size, start)
+        following, preceding = start + page_size, max(start - page_size, 0)
+        return {
+            "count": count,
+            "next": _page_url(request, page_size, following) if following < count else None,
+            "previous": _page_url(request, page_size, preceding) if start > 0 else None,
+            "results": [render.job(view, None) for view in page],
+            "user_permissions": [],
+        }
+
+    @app.post("/api/v2/jobs/", status_code=201, summary="Create a job (start_now queues it)")
+    async def create_job(
+        body: JobCreateBody, render: Renderer, start_now: str | None = None
+    ) -> Any:
+        missing = {
+            field: [f'Invalid pk "{value}" - object does not exist.']
+            for field, kind in CATALOG_FIELDS.items()
+            if (value := getattr(body, field)) is not None
+            and stack.catalog.get(kind, value) is None
+        }
+        if missing:
+            raise ApiError(400, missing)
+        return await act(CreateJob(**body.model_dump(), start_now=lenient_bool(start_now)), render)
+
+    @app.get("/api/v2/jobs/{job_id}/", summary="A job with its progress and logs")
+    def get_job(
+        job_id: int,
+        render: Renderer,
+        logs_limit: Annotated[int, Query(ge=1, le=5000)] = LOGS_LIMIT,
+    ) -> dict[str, Any]:
+        return read_job(job_id, render, logs_limit)
+
+    @app.post("/api/v2/jobs/{job_id}/run/", summary="Queue a job")
+    async def run_job(job_id: int, render: Renderer) -> Any:
+        return await act(RunJob(job_id=job_id), render)
+
+    @app.post("/api/v2/jobs/{job_id}/cancel/", summary="Cancel a job")
+    async def cancel_job(job_id: int, render: Renderer) -> Any:
+        # Cancelling a job that has ended answers with the job unchanged (CONTRACT.md 16).
+        return await act(CancelJob(job_id=job_id), render, refusal_status=None)
+
+    @app.post("/api/v2/jobs/{job_id}/retry/", summary="Run an ended job again as a new attempt")
+    async def retry_job(job_id: int, render: Renderer) -> Any:
+        return await act(RetryJob(job_id=job_id), render)
+
+    @app.get("/api/v2/jobs/{job_id}/history/", summary="Every event of a job, in order")
+    async def job_history(job_id: int) -> list[dict[str, Any]]:
+        history = await asyncio.to_thread(job_events, stack.event_store, job_id)
+        if not history:
+            raise ApiError(404, {"detail": "Not found."})
+        return history
+
+    return app
+
+
+def job_events(store: EventStore, job_id: int) -> list[dict[str, Any]]:
+    """The job's events from the event store: the audit, independent of any projection."""
+    return [
+        envelope_of(event, None).model_dump(mode="json", exclude={"position"})
+        for event in store.events.get(job_uuid(job_id))
+    ]
+
+
+def _positive_or(value: str | None, default: int, minimum: int) -> int:
+    """Antenna's paging: an invalid or out-of-range value silently means the default."""
+    try:
+        number = int(value) if value is not None else default
+    except ValueError:
+        return default
+    return number if number >= minimum else default
+
+
+def _page_url(request: Request, limit: int, offset: int) -> str:
+    return str(request.url.include_query_params(limit=limit, offset=offset))

@@ -1,0 +1,305 @@
+"""The `jobledger` command line: serve the stack, run the demo, and drive jobs."""
+
+import asyncio
+import contextlib
+import json
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Annotated, Any
+
+import httpx
+import typer
+import uvicorn
+from nats.js.api import ConsumerConfig, DeliverPolicy
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TaskID, TextColumn
+from rich.table import Table
+
+from api.app import build_app
+from api.bootstrap import ALL_ROLES, Role, Stack, running_stack
+from domain.envelope import EventEnvelope
+from domain.statuses import FINAL
+from infra.bus import EVENTS_STREAM, event_subject, jetstream
+from infra.catalog import SEED_CATALOG
+from infra.settings import Settings
+
+app = typer.Typer(help="jobledger: an event-sourced job system on NATS JetStream.")
+console = Console()
+
+UrlOption = Annotated[
+    str | None,
+    typer.Option(help="URL of a running `jobledger serve`; default: its address, else embedded"),
+]
+
+
+def main() -> None:
+    app()
+
+
+def run(coroutine: Callable[[], Awaitable[None]]) -> None:
+    logging.basicConfig(
+        level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s %(message)s"
+    )
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(coroutine())  # type: ignore[arg-type]
+
+
+@app.command()
+def serve() -> None:
+    """Run everything in one process (embedded NATS unless JOBLEDGER_NATS_URL) until Ctrl-C."""
+    settings = Settings()
+
+    async def serving() -> None:
+        async with running_stack(settings) as stack:
+            config = uvicorn.Config(
+                build_app(stack), host=settings.api_host, port=settings.api_port, log_level="info"
+            )
+            console.print(
+                f"jobledger on http://{settings.api_host}:{settings.api_port}/api/v2/jobs/"
+            )
+            await uvicorn.Server(config).serve()
+
+    run(serving)
+
+
+@app.command()
+def demo(delay: Annotated[int, typer.Option(min=1, help="seconds the test job runs")] = 10) -> None:
+    """Run the seed's test job "Trest" on the embedded stack, live, then show it and its history."""
+    settings = Settings()
+
+    async def demonstrating() -> None:
+        async with running_stack(settings) as stack:
+            stack.catalog.add(SEED_CATALOG)
+            async with in_process_client(stack) as client:
+                created = await call(
+                    client.post(
+                        "/api/v2/jobs/",
+                        params={"start_now": "true"},
+                        json={
+                            "name": "Trest",
+                            "delay": delay,
+                            "limit": 100,
+                            "shuffle": True,
+                            "project_id": 16,
+                            "source_image_collection_id": 5,
+                            "pipeline_id": 1,
+                        },
+                    )
+                )
+                console.rule(f'Job #{created["id"]} "{created["name"]}"')
+                await watch(stack, created["id"])
+                console.rule("The job")
+                console.print_json(data=await call(client.get(f"/api/v2/jobs/{created['id']}/")))
+                console.rule("Its history")
+                history = await call(client.get(f"/api/v2/jobs/{created['id']}/history/"))
+                print_history(history)
+
+    run(demonstrating)
+
+
+async def watch(stack: Stack, job_id: int) -> None:
+    """Follow a job's events from its first one, with a progress bar per stage and its logs."""
+    js = jetstream(stack.broker)
+    subscription = await js.subscribe(
+        event_subject(job_id, ">"),
+        stream=EVENTS_STREAM,
+        ordered_consumer=True,
+        config=ConsumerConfig(deliver_policy=DeliverPolicy.ALL),
+    )
+    bars: dict[str, TaskID] = {}
+    ended = False
+    columns = (
+        TextColumn("{task.description:>12}"),
+        BarColumn(),
+        TextColumn("{task.fields[status]}"),
+    )
+    try:
+        with Progress(*columns, console=console) as progress:
+            async for msg in subscription.messages:
+                event = EventEnvelope.model_validate_json(msg.data)
+                data = event.data
+                if event.type == "JobCreated":
+                    for stage in data["progress"]["stages"]:
+                        bars[stage["key"]] = progress.add_task(stage["name"], total=1.0, status="")
+                elif event.type == "StageProgressed":
+                    stage = data["stage"]
+                    progress.update(
+                        bars[stage["key"]], completed=stage["progress"], status=stage["status"]
+                    )
+                elif event.type == "LogAppended":
+                    progress.console.print(
+                        f"[dim]{event.occurred_at:%H:%M:%S}[/] {data['message']}"
+                    )
+                elif event.type == "StatusChanged":
+                    ended = data["status"] in FINAL
+                if ended and msg.metadata.num_pending == 0:
+                    return
+    finally:
+        await subscription.unsubscribe()
+
+
+def describe(event: dict[str, Any]) -> str:
+    """One line that says what an event did."""
+    data = event["data"]
+    match event["type"]:
+        case "JobCreated":
+            return f'"{data["spec"]["name"]}" in project {data["spec"]["project_id"]}'
+        case "StatusChanged":
+            return f"{data['previous_status']} → {data['status']}"
+        case "StageProgressed":
+            stage = data["stage"]
+            return f"{stage['key']} {stage['status']} {stage['progress']:.0%}"
+        case "LogAppended":
+            return f"{data['level']} {data['message']}"
+        case "CommandRefused":
+            return f"{data['command']}: {data['reason']}"
+        case "JobRetried" | "CancelRequested":
+            return f"attempt {data['attempt']}"
+        case "JobClaimed":
+            return f"attempt {data['attempt']} by {data['runner']}"
+    return json.dumps(data, ensure_ascii=False)
+
+
+def print_history(history: list[dict[str, Any]]) -> None:
+    table = Table("v", "time", "event", "command", "what", box=None)
+    for event in history:
+        table.add_row(
+            str(event["version"]),
+            event["occurred_at"][11:23],
+            event["type"],
+            event["causation_id"][:8],
+            describe(event),
+        )
+    console.print(table)
+
+
+@contextlib.asynccontextmanager
+async def in_process_client(stack: Stack) -> AsyncIterator[httpx.AsyncClient]:
+    transport = httpx.ASGITransport(app=build_app(stack))
+    async with httpx.AsyncClient(transport=transport, base_url="http://localhost:8000") as client:
+        yield client
+
+
+@contextlib.asynccontextmanager
+async def api_client(url: str | None) -> AsyncIterator[httpx.AsyncClient]:
+    """A client of the running `serve`, or of an embedded stack started for this command."""
+    settings = Settings()
+    target = url or f"http://{settings.api_host}:{settings.api_port}"
+    async with httpx.AsyncClient(base_url=target, timeout=30) as client:
+        try:
+            await client.get("/api/v2/jobs/", params={"limit": 1})
+        except httpx.TransportError:
+            if url:
+                raise typer.BadParameter(f"no jobledger API answers at {url}") from None
+        else:
+            yield client
+            return
+    # Jobs queued here wait for a runner: the next `jobledger serve` runs them.
+    async with (
+        running_stack(settings, ALL_ROLES - {Role.RUNNER}) as stack,
+        in_process_client(stack) as client,
+    ):
+        yield client
+
+
+async def call(request: Awaitable[httpx.Response]) -> Any:
+    response = await request
+    if response.is_error:
+        console.print(f"[red]{response.status_code}[/] {response.text}")
+        raise typer.Exit(1)
+    return response.json()
+
+
+def show_json(
+    request: Callable[[httpx.AsyncClient], Awaitable[httpx.Response]], url: str | None
+) -> None:
+    async def calling() -> None:
+        async with api_client(url) as client:
+            console.print_json(data=await call(request(client)))
+
+    run(calling)
+
+
+@app.command()
+def create(
+    name: Annotated[str, typer.Argument()],
+    project: Annotated[int, typer.Option(help="project id")],
+    delay: Annotated[int, typer.Option(help="seconds of a test job")] = 0,
+    pipeline: Annotated[int | None, typer.Option(help="pipeline id")] = None,
+    collection: Annotated[int | None, typer.Option(help="capture collection id")] = None,
+    start_now: Annotated[bool, typer.Option(help="queue it at once")] = False,
+    url: UrlOption = None,
+) -> None:
+    """Create a job."""
+    body = {
+        "name": name,
+        "delay": delay,
+        "project_id": project,
+        "pipeline_id": pipeline,
+        "source_image_collection_id": collection,
+    }
+    params = {"start_now": "true"} if start_now else {}
+    show_json(lambda c: c.post("/api/v2/jobs/", json=body, params=params), url)
+
+
+@app.command("run")
+def run_job(job_id: int, url: UrlOption = None) -> None:
+    """Queue a job."""
+    show_json(lambda c: c.post(f"/api/v2/jobs/{job_id}/run/"), url)
+
+
+@app.command()
+def cancel(job_id: int, url: UrlOption = None) -> None:
+    """Cancel a job."""
+    show_json(lambda c: c.post(f"/api/v2/jobs/{job_id}/cancel/"), url)
+
+
+@app.command()
+def retry(job_id: int, url: UrlOption = None) -> None:
+    """Run a job that ended again, as a new attempt."""
+    show_json(lambda c: c.post(f"/api/v2/jobs/{job_id}/retry/"), url)
+
+
+@app.command()
+def show(job_id: int, url: UrlOption = None) -> None:
+    """Show a job."""
+    show_json(lambda c: c.get(f"/api/v2/jobs/{job_id}/"), url)
+
+
+@app.command()
+def ls(
+    limit: Annotated[int, typer.Option()] = 20,
+    offset: Annotated[int, typer.Option()] = 0,
+    url: UrlOption = None,
+) -> None:
+    """List jobs, newest first."""
+
+    async def listing() -> None:
+        async with api_client(url) as client:
+            page = await call(
+                client.get("/api/v2/jobs/", params={"limit": limit, "offset": offset})
+            )
+        table = Table("id", "name", "status", "progress", "created", title=f"{page['count']} jobs")
+        for job in page["results"]:
+            summary = job["progress"]["summary"]
+            table.add_row(
+                str(job["id"]),
+                job["name"],
+                job["status"],
+                f"{summary['progress']:.0%}",
+                job["created_at"][:19],
+            )
+        console.print(table)
+
+    run(listing)
+
+
+@app.command()
+def history(job_id: int, url: UrlOption = None) -> None:
+    """Show every event of a job, in order."""
+
+    async def reading() -> None:
+        async with api_client(url) as client:
+            print_history(await call(client.get(f"/api/v2/jobs/{job_id}/history/")))
+
+    run(reading)

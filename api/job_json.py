@@ -1,0 +1,139 @@
+"""The Antenna job object (CONTRACT.md sections 4, 5 and 8) from a job view."""
+
+from datetime import datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from domain.job_types import JOB_TYPE_NAMES
+from infra.catalog import Catalog
+from projections.job_view import JobView
+
+ERROR_LEVELS = frozenset({"ERROR", "CRITICAL"})
+
+
+class JobRenderer:
+    """Renders views for one request: URLs on its base, times in the configured zone."""
+
+    def __init__(
+        self, catalog: Catalog, base_url: str, time_zone: ZoneInfo, api_format: bool
+    ) -> None:
+        self.catalog = catalog
+        self.base_url = base_url.rstrip("/")
+        self.time_zone = time_zone
+        self.suffix = "?format=api" if api_format else ""
+
+    def url(self, path: str) -> str:
+        return f"{self.base_url}/api/v2/{path}{self.suffix}"
+
+    def local(self, value: str | None) -> str | None:
+        """ISO 8601 without an offset, in the configured zone (as Antenna serves times)."""
+        if value is None:
+            return None
+        moment = datetime.fromisoformat(value)
+        return moment.astimezone(self.time_zone).replace(tzinfo=None).isoformat()
+
+    def log_line(self, entry: dict[str, Any]) -> str:
+        moment = datetime.fromisoformat(entry["logged_at"]).astimezone(self.time_zone)
+        return f"[{moment:%Y-%m-%d %H:%M:%S}] {entry['level']} {entry['message']}"
+
+    def job(self, view: JobView, logs: list[dict[str, Any]] | None) -> dict[str, Any]:
+        """The detail shape with `logs`, or the list shape (empty logs, no `result`) without."""
+        stdout = [self.log_line(entry) for entry in logs or []]
+        stderr = [entry["message"] for entry in logs or [] if entry["level"] in ERROR_LEVELS]
+        job: dict[str, Any] = {
+            "id": view["id"],
+            "details": self.url(f"jobs/{view['id']}/"),
+            "name": view["name"],
+            "delay": view["delay"],
+            "limit": view["limit"],
+            "shuffle": view["shuffle"],
+            "project": self.project(view["project_id"]),
+            "deployment": self.named("deployments", view["deployment_id"], "deployments"),
+            "source_image_collection": self.collection(view["source_image_collection_id"]),
+            "source_image_single": self.capture(view["source_image_single_id"]),
+            "pipeline": self.pipeline(view["pipeline_id"]),
+            "status": view["status"],
+            "created_at": self.local(view["created_at"]),
+            "updated_at": self.local(view["updated_at"]),
+            "started_at": self.local(view["started_at"]),
+            "finished_at": self.local(view["finished_at"]),
+            "duration": duration(view["started_at"], view["finished_at"]),
+            "progress": {**view["progress"], "logs": stdout},
+            "logs": {"stdout": stdout, "stderr": stderr},
+            "job_type": {"name": JOB_TYPE_NAMES[view["job_type_key"]], "key": view["job_type_key"]},
+            "data_export": self.catalog.get("exports", view.get("data_export_id")),
+            "dispatch_mode": view["dispatch_mode"],
+            "result": None,
+            "user_permissions": [],
+        }
+        if logs is None:
+            del job["result"]
+        return job
+
+    def project(self, project_id: int) -> dict[str, Any]:
+        found = self.named("projects", project_id, "projects")
+        return found or {
+            "id": project_id,
+            "name": "",
+            "details": self.url(f"projects/{project_id}/"),
+            "user_permissions": [],
+        }
+
+    def named(self, kind: str, object_id: int | None, path: str) -> dict[str, Any] | None:
+        found = self.catalog.get(kind, object_id)
+        if found is None:
+            return None
+        return {
+            "id": found["id"],
+            "name": found["name"],
+            "details": self.url(f"{path}/{found['id']}/"),
+            "user_permissions": [],
+        }
+
+    def collection(self, collection_id: int | None) -> dict[str, Any] | None:
+        found = self.catalog.get("collections", collection_id)
+        if found is None:
+            return None
+        return {
+            "id": found["id"],
+            "name": found["name"],
+            "details": self.url(f"captures/collections/{found['id']}/"),
+            "method": found.get("method", "full"),
+            "user_permissions": [],
+        }
+
+    def capture(self, capture_id: int | None) -> dict[str, Any] | None:
+        found = self.catalog.get("captures", capture_id)
+        if found is None:
+            return None
+        return {
+            "id": found["id"],
+            "details": self.url(f"captures/{found['id']}/"),
+            **{key: found.get(key) for key in ("url", "width", "height", "timestamp", "event_id")},
+            "user_permissions": [],
+        }
+
+    def pipeline(self, pipeline_id: int | None) -> dict[str, Any] | None:
+        found = self.catalog.get("pipelines", pipeline_id)
+        if found is None:
+            return None
+        return {
+            "id": found["id"],
+            "details": self.url(f"ml/pipelines/{found['id']}/"),
+            "name": found["name"],
+            "slug": found["slug"],
+            "description": found.get("description", ""),
+            "version": found.get("version", 1),
+            "version_name": found.get("version_name", ""),
+            "created_at": found.get("created_at"),
+            "updated_at": found.get("updated_at"),
+            "user_permissions": [],
+        }
+
+
+def duration(started_at: str | None, finished_at: str | None) -> str | None:
+    """finished − started as a string of seconds, e.g. "10.324413"."""
+    if not started_at or not finished_at:
+        return None
+    elapsed = datetime.fromisoformat(finished_at) - datetime.fromisoformat(started_at)
+    return str(elapsed.total_seconds())

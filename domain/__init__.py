@@ -1,0 +1,1 @@
+"""The Job aggregate, its state machine, commands and progress arithmetic. No I/O."""

@@ -1,0 +1,70 @@
+"""The public shape of every event on the bus (DESIGN.md, "Names on the bus")."""
+
+from datetime import datetime
+from typing import Any
+from uuid import UUID, uuid5
+
+from pydantic import BaseModel, ConfigDict
+
+SCHEMA_VERSION = 1
+
+
+class EventEnvelope(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    id: UUID
+    type: str
+    job_id: int
+    version: int
+    position: int | None  # the event's place in the global order; None in a job's own history
+    occurred_at: datetime
+    causation_id: str
+    correlation_id: str
+    actor: str
+    schema_version: int = SCHEMA_VERSION
+    data: dict[str, Any]
+
+
+# The attributes of a stored job event that the envelope carries outside `data`.
+ENVELOPE_FIELDS = frozenset(
+    {
+        "originator_id",
+        "originator_version",
+        "originator_topic",
+        "timestamp",
+        "job_id",
+        "command_id",
+        "correlation_id",
+        "actor",
+    }
+)
+
+
+def envelope_of(event: Any, position: int | None) -> EventEnvelope:
+    """The public envelope of a stored job event."""
+    return EventEnvelope(
+        id=uuid5(event.originator_id, str(event.originator_version)),
+        type=type(event).__name__,
+        job_id=event.job_id,
+        version=event.originator_version,
+        position=position,
+        occurred_at=event.timestamp,
+        causation_id=event.command_id,
+        correlation_id=event.correlation_id,
+        actor=event.actor,
+        data={k: v for k, v in event.__dict__.items() if k not in ENVELOPE_FIELDS},
+    )
+
+
+class Outcome(BaseModel):
+    """What became of a command: accepted with the job's new version, or refused with a reason."""
+
+    command_id: str
+    command: str
+    accepted: bool
+    job_id: int | None = None
+    version: int | None = None
+    position: int | None = None
+    reason: str | None = None
+    duplicate: bool = False
+    job: dict[str, Any] | None = None

@@ -1,0 +1,367 @@
+"""The Job aggregate: the state machine of DESIGN.md, and the events it records.
+
+Every public method checks its rule first and raises `Refused` before anything changes,
+so a refused command is never half-applied. Every event carries the command that caused it.
+"""
+
+from datetime import datetime
+from typing import Any
+from uuid import NAMESPACE_URL, UUID, uuid5
+
+from eventsourcing.domain import Aggregate, event
+
+from domain.commands import (
+    AppendLog,
+    ClaimJob,
+    Command,
+    ConfirmCancelled,
+    CreateJob,
+    FinishJob,
+    ReportProgress,
+    RunnerReport,
+)
+from domain.job_types import dispatch_mode_for, initial_stages
+from domain.progress import (
+    Progress,
+    find_stage,
+    is_complete,
+    new_progress,
+    reset_progress,
+    update_stage,
+    with_stage,
+    with_summary_status,
+)
+from domain.statuses import ACTIVE, FINAL, RUNNING, JobStatus
+
+NAMESPACE = uuid5(NAMESPACE_URL, "https://jobledger/")
+
+
+class Refused(Exception):
+    """A command the state machine does not allow; the message is the reason."""
+
+
+def job_uuid(job_id: int) -> UUID:
+    return uuid5(NAMESPACE, f"job/{job_id}")
+
+
+def cause_of(command: Command) -> dict[str, Any]:
+    return {
+        "command_id": command.command_id,
+        "correlation_id": command.correlation_id or command.command_id,
+        "actor": command.actor,
+    }
+
+
+def times_after(
+    status: str, at: datetime, started_at: datetime | None, finished_at: datetime | None
+) -> tuple[datetime | None, datetime | None]:
+    """started_at and finished_at after a status change at `at` (shared with the projection)."""
+    if status == JobStatus.PENDING:
+        return None, None
+    if status == JobStatus.STARTED:
+        return started_at or at, None
+    if status in FINAL:
+        return started_at, at
+    return started_at, finished_at
+
+
+class Job(Aggregate):
+    class JobCreated(Aggregate.Created):
+        command_id: str
+        correlation_id: str
+        actor: str
+        job_id: int
+        spec: dict[str, Any]
+        dispatch_mode: str
+        progress: dict[str, Any]
+
+    class JobEvent(Aggregate.Event):
+        job_id: int
+        command_id: str
+        correlation_id: str
+        actor: str
+
+        def apply(self, aggregate: Any) -> None:
+            self.mutate_job(aggregate)
+
+        def mutate_job(self, job: "Job") -> None:
+            """How this event changes the job."""
+
+    class StatusChanged(JobEvent):
+        status: str
+        previous_status: str
+        attempt: int
+
+        def mutate_job(self, job: "Job") -> None:
+            job.started_at, job.finished_at = times_after(
+                self.status, self.timestamp, job.started_at, job.finished_at
+            )
+            job.status = JobStatus(self.status)
+            job.progress = with_summary_status(job.progress, self.status)
+
+    class StageProgressed(JobEvent):
+        attempt: int
+        stage: dict[str, Any]
+        summary: dict[str, Any]
+
+        def mutate_job(self, job: "Job") -> None:
+            job.progress = with_stage(job.progress, self.stage)  # type: ignore[arg-type]
+
+    class LogAppended(JobEvent):
+        attempt: int
+        level: str
+        message: str
+
+    class CancelRequested(JobEvent):
+        attempt: int
+
+    class JobClaimed(JobEvent):
+        attempt: int
+        runner: str
+
+        def mutate_job(self, job: "Job") -> None:
+            job.runner = self.runner
+
+    class JobRetried(JobEvent):
+        attempt: int
+        progress: dict[str, Any]
+
+        def mutate_job(self, job: "Job") -> None:
+            job.attempt = self.attempt
+            job.progress = self.progress  # type: ignore[assignment]
+
+    class CommandRefused(JobEvent):
+        command: str
+        reason: str
+
+    def __init__(
+        self,
+        command_id: str,
+        correlation_id: str,
+        actor: str,
+        job_id: int,
+        spec: dict[str, Any],
+        dispatch_mode: str,
+        progress: Progress,
+    ) -> None:
+        self.job_id = job_id
+        self.spec = spec
+        self.dispatch_mode = dispatch_mode
+        self.progress = progress
+        self.status = JobStatus.CREATED
+        self.attempt = 1
+        self.runner: str | None = None
+        self.started_at: datetime | None = None
+        self.finished_at: datetime | None = None
+        self.applied_commands: dict[str, int] = {command_id: 1}
+
+    @staticmethod
+    def create_id(job_id: int, **_: Any) -> UUID:
+        return job_uuid(job_id)
+
+    @classmethod
+    def create(cls, job_id: int, command: CreateJob) -> "Job":
+        spec = command.model_dump(exclude={"command_id", "correlation_id", "actor", "start_now"})
+        stages = initial_stages(command.job_type_key, command.delay, command.pipeline_id)
+        job = cls._create(
+            cls.JobCreated,
+            job_id=job_id,
+            spec=spec,
+            dispatch_mode=dispatch_mode_for(command.delay, command.pipeline_id),
+            progress=new_progress(stages),
+            **cause_of(command),
+        )
+        if command.start_now:
+            job.run(command)
+        return job
+
+    def trigger_event(self, event_class: Any, **kwargs: Any) -> None:
+        super().trigger_event(event_class, job_id=self.job_id, **kwargs)
+        self.applied_commands[kwargs["command_id"]] = self.version
+
+    @property
+    def name(self) -> str:
+        return str(self.spec["name"])
+
+    def has_applied(self, command: Command) -> bool:
+        return command.command_id in self.applied_commands
+
+    # Commands from clients.
+
+    def run(self, command: Command) -> None:
+        """Queue a CREATED job; from a final status a run is a retry."""
+        if self.status in FINAL:
+            self.retry(command)
+            return
+        if self.status != JobStatus.CREATED:
+            raise Refused(f"Job {self.job_id} is already queued or running ({self.status})")
+        self._change_status(JobStatus.PENDING, command)
+
+    def cancel(self, command: Command) -> None:
+        if self.status in FINAL:
+            raise Refused(f"Job {self.job_id} has already ended ({self.status}); nothing to cancel")
+        if self.status == JobStatus.CANCELING:
+            raise Refused(f"Job {self.job_id} is already being cancelled")
+        if self.status in (JobStatus.CREATED, JobStatus.PENDING):
+            self._change_status(JobStatus.REVOKED, command)
+            return
+        self.trigger_event(self.CancelRequested, attempt=self.attempt, **cause_of(command))
+        self._change_status(JobStatus.CANCELING, command)
+
+    def retry(self, command: Command) -> None:
+        if self.status not in FINAL:
+            raise Refused(
+                f"Only a job that has ended can be retried; job {self.job_id} is {self.status}"
+            )
+        self.trigger_event(
+            self.JobRetried,
+            attempt=self.attempt + 1,
+            progress=reset_progress(self.progress),
+            **cause_of(command),
+        )
+        rerun = f'Re-running job #{self.job_id} "{self.name}" (attempt {self.attempt})'
+        self._log("INFO", rerun, command)
+        self._change_status(JobStatus.PENDING, command)
+
+    # Reports from the runner of the current attempt.
+
+    def claim(self, command: ClaimJob) -> None:
+        """A runner takes the queued attempt, or takes over a started one after a restart.
+
+        From then on only that runner's reports count, so an earlier runner can never
+        report on top of the one that took over.
+        """
+        self._check_attempt(command)
+        if self.status not in (JobStatus.PENDING, *ACTIVE):
+            raise Refused(f"Job {self.job_id} is {self.status}; there is nothing to run")
+        if command.runner == self.runner:
+            raise Refused(f"Job {self.job_id} is already running in runner {command.runner}")
+        self.trigger_event(
+            self.JobClaimed, attempt=self.attempt, runner=command.runner, **cause_of(command)
+        )
+        if self.status == JobStatus.PENDING:
+            self._log("INFO", f'Running job #{self.job_id} "{self.name}" ({self.status})', command)
+            self._change_status(JobStatus.STARTED, command)
+        else:
+            self._log("INFO", f'Resuming job #{self.job_id} "{self.name}" ({self.status})', command)
+
+    def report_progress(self, command: ReportProgress) -> None:
+        self._check_attempt(command)
+        self._check_status(command, ACTIVE)
+        stage = find_stage(self.progress, command.stage)
+        if stage is None:
+            raise Refused(f"Job {self.job_id} has no stage {command.stage!r}")
+        updates: dict[str, Any] = dict(command.params)
+        if command.status is not None:
+            updates["status"] = command.status
+        if command.progress is not None:
+            updates["progress"] = command.progress
+        new_stage = update_stage(stage, updates)
+        summary = with_stage(self.progress, new_stage)["summary"]
+        self.trigger_event(
+            self.StageProgressed,
+            attempt=self.attempt,
+            stage=new_stage,
+            summary=summary,
+            **cause_of(command),
+        )
+
+    def append_log(self, command: AppendLog) -> None:
+        self._check_attempt(command)
+        self._check_status(command, RUNNING)
+        self._log(command.level, command.message, command)
+
+    def finish(self, command: FinishJob) -> None:
+        self._check_attempt(command)
+        self._check_status(command, ACTIVE)
+        if command.status == JobStatus.SUCCESS and not is_complete(self.progress["stages"]):
+            raise Refused(f"Job {self.job_id} cannot succeed before every stage is complete")
+        if command.status == JobStatus.FAILURE:
+            failed = f'Job #{self.job_id} "{self.name}" failed: {command.reason}'
+            self._log("ERROR", failed, command)
+        self._change_status(command.status, command)
+        self._log("INFO", f'Finished job #{self.job_id} "{self.name}" ({self.status})', command)
+
+    def confirm_cancelled(self, command: ConfirmCancelled) -> None:
+        self._check_attempt(command)
+        self._check_status(command, frozenset({JobStatus.CANCELING}))
+        self._change_status(JobStatus.REVOKED, command)
+
+    def refuse(self, command: Command, reason: str) -> None:
+        """Record a refused command in the history; nothing else changes."""
+        self.trigger_event(
+            self.CommandRefused, command=type(command).__name__, reason=reason, **cause_of(command)
+        )
+
+    # Rules shared by the commands above.
+
+    def _check_attempt(self, command: RunnerReport) -> None:
+        if command.attempt != self.attempt:
+            raise Refused(
+                f"Report from attempt {command.attempt} of job {self.job_id}, "
+                f"whose current attempt is {self.attempt}"
+            )
+        if not isinstance(command, ClaimJob | ConfirmCancelled) and command.runner != self.runner:
+            raise Refused(
+                f"Report from runner {command.runner}, but job {self.job_id}"
+                f" is run by {self.runner}"
+            )
+
+    def _check_status(self, command: RunnerReport, allowed: frozenset[JobStatus]) -> None:
+        if self.status not in allowed:
+            raise Refused(
+                f"{type(command).__name__} is not accepted while job {self.job_id} is {self.status}"
+            )
+
+    def _change_status(self, status: JobStatus, command: Command) -> None:
+        self.trigger_event(
+            self.StatusChanged,
+            status=status.value,
+            previous_status=self.status.value,
+            attempt=self.attempt,
+            **cause_of(command),
+        )
+        self._log("INFO", f"Changing status of job {self.job_id} to {status}", command)
+
+    def _log(self, level: str, message: str, command: Command) -> None:
+        self.trigger_event(
+            self.LogAppended,
+            attempt=self.attempt,
+            level=level,
+            message=message,
+            **cause_of(command),
+        )
+
+
+class JobNumbers(Aggregate):
+    """The sequence of job ids. Saved with each new job, so two handlers never hand out one id."""
+
+    def __init__(self) -> None:
+        self.last = 0
+
+    @staticmethod
+    def create_id(**_: Any) -> UUID:
+        return JOB_NUMBERS_ID
+
+    @event("Allocated")
+    def allocate(self) -> None:
+        self.last += 1
+
+
+JOB_NUMBERS_ID = uuid5(NAMESPACE, "job-numbers")
+
+
+class CreationReceipt(Aggregate):
+    """Which job a CreateJob command made, so that a redelivered CreateJob has one effect."""
+
+    def __init__(self, command_id: str, job_id: int) -> None:
+        self.command_id = command_id
+        self.job_id = job_id
+
+    @staticmethod
+    def create_id(command_id: str, **_: Any) -> UUID:
+        return receipt_uuid(command_id)
+
+
+def receipt_uuid(command_id: str) -> UUID:
+    return uuid5(NAMESPACE, f"create/{command_id}")

@@ -1,0 +1,1 @@
+"""The command handler, the event relay and the job runners."""

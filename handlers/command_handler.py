@@ -1,0 +1,207 @@
+"""Applies commands to Job aggregates and saves the events: the only writer of the event store.
+
+`ROUTES` is the one table that says what each command does. A batch of commands is applied
+in order and saved in one transaction; a conflict with another writer replays the batch
+one command at a time on freshly loaded aggregates.
+"""
+
+import logging
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+from uuid import UUID
+
+from eventsourcing.application import AggregateNotFoundError
+from eventsourcing.domain import Aggregate
+from eventsourcing.persistence import IntegrityError, Recording
+
+from domain.commands import (
+    AppendLog,
+    CancelJob,
+    ClaimJob,
+    Command,
+    ConfirmCancelled,
+    CreateJob,
+    FinishJob,
+    JobCommand,
+    ReportProgress,
+    RetryJob,
+    RunJob,
+)
+from domain.envelope import Outcome
+from domain.job import (
+    JOB_NUMBERS_ID,
+    CreationReceipt,
+    Job,
+    JobNumbers,
+    Refused,
+    job_uuid,
+    receipt_uuid,
+)
+from infra.event_store import EventStore
+
+log = logging.getLogger(__name__)
+
+ROUTES: dict[type[Command], Callable[[Job, Any], None]] = {
+    RunJob: Job.run,
+    CancelJob: Job.cancel,
+    RetryJob: Job.retry,
+    ClaimJob: Job.claim,
+    ReportProgress: Job.report_progress,
+    AppendLog: Job.append_log,
+    FinishJob: Job.finish,
+    ConfirmCancelled: Job.confirm_cancelled,
+}
+
+CONFLICT_RETRIES = 3
+
+
+def job_brief(job: Job) -> dict[str, Any]:
+    """What a runner or client needs to know of a job after its command."""
+    return {
+        "id": job.job_id,
+        "name": job.name,
+        "status": job.status.value,
+        "attempt": job.attempt,
+        "delay": job.spec["delay"],
+        "stages": job.progress["stages"],
+    }
+
+
+@dataclass
+class _Applied:
+    """A command applied in memory, waiting for the save that makes it true."""
+
+    outcome: Outcome
+    aggregate_id: UUID | None = None
+    saved: list[Aggregate] = field(default_factory=list)
+
+
+class CommandHandler:
+    """Single-threaded by design: run it on one writer thread."""
+
+    def __init__(self, store: EventStore, cache_size: int = 1000) -> None:
+        self.store = store
+        self.cache_size = cache_size
+        self._cache: OrderedDict[UUID, Aggregate] = OrderedDict()
+
+    def handle(self, commands: list[Command]) -> list[Outcome]:
+        """Apply the commands in order and save them; one outcome per command."""
+        try:
+            return self._apply_and_save(commands)
+        except IntegrityError:
+            # Another writer saved one of these aggregates first: start again from the store.
+            self._cache.clear()
+            return [self._handle_one(command) for command in commands]
+
+    def _handle_one(self, command: Command) -> Outcome:
+        for _ in range(CONFLICT_RETRIES):
+            try:
+                return self._apply_and_save([command])[0]
+            except IntegrityError:
+                self._cache.clear()
+        return self._apply_and_save([command])[0]
+
+    def _apply_and_save(self, commands: list[Command]) -> list[Outcome]:
+        applied = [self._apply(command) for command in commands]
+        touched = {id(a): a for item in applied for a in item.saved}
+        try:
+            recordings = self.store.save(*touched.values()) if touched else []
+        except Exception:
+            self._cache.clear()  # the cached aggregates hold events that were not saved
+            raise
+        positions = _positions(recordings)
+        for item in applied:
+            outcome = item.outcome
+            if item.aggregate_id is not None and outcome.version is not None:
+                outcome.position = positions.get((item.aggregate_id, outcome.version))
+        return [item.outcome for item in applied]
+
+    def _apply(self, command: Command) -> _Applied:
+        if isinstance(command, CreateJob):
+            return self._create(command)
+        assert isinstance(command, JobCommand)
+        job = self._load_job(command.job_id)
+        if job is None:
+            return _Applied(_refused(command, f"Job {command.job_id} does not exist"))
+        if job.has_applied(command):
+            return _Applied(_outcome(command, job, duplicate=True))
+        try:
+            ROUTES[type(command)](job, command)
+        except Refused as refusal:
+            job.refuse(command, str(refusal))
+            outcome = _outcome(command, job, reason=str(refusal))
+            return _Applied(outcome, job.id, [job])
+        return _Applied(_outcome(command, job), job.id, [job])
+
+    def _create(self, command: CreateJob) -> _Applied:
+        receipt = self._load(receipt_uuid(command.command_id))
+        if isinstance(receipt, CreationReceipt):
+            job = self._load_job(receipt.job_id)
+            assert job is not None
+            return _Applied(_outcome(command, job, duplicate=True))
+        numbers = self._load(JOB_NUMBERS_ID) or JobNumbers()
+        assert isinstance(numbers, JobNumbers)
+        numbers.allocate()
+        job = Job.create(numbers.last, command)
+        receipt = CreationReceipt(command_id=command.command_id, job_id=job.job_id)
+        for aggregate in (numbers, job, receipt):
+            self._remember(aggregate)
+        return _Applied(_outcome(command, job), job.id, [numbers, job, receipt])
+
+    def _load_job(self, job_id: int) -> Job | None:
+        job = self._load(job_uuid(job_id))
+        assert job is None or isinstance(job, Job)
+        return job
+
+    def _load(self, aggregate_id: UUID) -> Aggregate | None:
+        aggregate = self._cache.get(aggregate_id)
+        if aggregate is not None:
+            self._cache.move_to_end(aggregate_id)
+            return aggregate
+        try:
+            aggregate = self.store.repository.get(aggregate_id)
+        except AggregateNotFoundError:
+            return None
+        self._remember(aggregate)
+        return aggregate
+
+    def _remember(self, aggregate: Aggregate) -> None:
+        self._cache[aggregate.id] = aggregate
+        self._cache.move_to_end(aggregate.id)
+        while len(self._cache) > self.cache_size:
+            self._cache.popitem(last=False)
+
+
+def _positions(recordings: list[Recording[Any]]) -> dict[tuple[UUID, int], int]:
+    return {
+        (r.domain_event.originator_id, r.domain_event.originator_version): r.notification.id
+        for r in recordings
+    }
+
+
+def _outcome(
+    command: Command, job: Job, *, reason: str | None = None, duplicate: bool = False
+) -> Outcome:
+    return Outcome(
+        command_id=command.command_id,
+        command=type(command).__name__,
+        accepted=reason is None,
+        job_id=job.job_id,
+        version=job.version,
+        reason=reason,
+        duplicate=duplicate,
+        job=job_brief(job),
+    )
+
+
+def _refused(command: Command, reason: str) -> Outcome:
+    job_id = command.job_id if isinstance(command, JobCommand) else None
+    return Outcome(
+        command_id=command.command_id,
+        command=type(command).__name__,
+        accepted=False,
+        job_id=job_id,
+        reason=reason,
+    )

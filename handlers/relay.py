@@ -1,0 +1,120 @@
+"""The relay: follows the event store's notification log and publishes every job event.
+
+The notification log is a gapless, ordered outbox. Each event is published on
+jobs.events.<job_id>.<Event> with Nats-Msg-Id = its position, and with the stream sequence
+it expects to follow, so a failed publish can never let a later event overtake it: the
+relay then resumes from the last event the stream holds.
+"""
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+
+from eventsourcing.persistence import Notification
+from nats.js import JetStreamContext
+from nats.js.api import Header
+
+from domain.envelope import EventEnvelope, envelope_of
+from domain.job import Job
+from infra.bus import EVENTS_STREAM, MSG_ID_HEADER, POSITION_HEADER, event_subject
+from infra.event_store import EventStore
+
+log = logging.getLogger(__name__)
+
+JOB_EVENT_TOPIC_PREFIX = f"{Job.__module__}:{Job.__qualname__}."
+
+
+def job_envelopes(store: EventStore, notifications: Sequence[Notification]) -> list[EventEnvelope]:
+    """The public envelopes of the job events among `notifications` (sequence ids are internal)."""
+    return [
+        envelope_of(store.mapper.to_domain_event(n), n.id)
+        for n in notifications
+        if n.topic.startswith(JOB_EVENT_TOPIC_PREFIX)
+    ]
+
+
+class EventRelay:
+    def __init__(
+        self,
+        store: EventStore,
+        js: JetStreamContext,
+        reader: ThreadPoolExecutor,
+        poll_interval: float = 0.25,
+        window: int = 1000,
+    ) -> None:
+        self.store = store
+        self.js = js
+        self.reader = reader
+        self.poll_interval = poll_interval
+        self.window = window
+        self._wake = asyncio.Event()
+        self.position = 0
+
+    def wake(self) -> None:
+        """Say that new events were saved (from the event loop's thread)."""
+        self._wake.set()
+
+    async def run(self) -> None:
+        position, stream_seq = await self._resume()
+        while True:
+            self._wake.clear()
+            notifications = await self._read(position)
+            if not notifications:
+                self.position = position
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), self.poll_interval)
+                continue
+            envelopes = await asyncio.get_running_loop().run_in_executor(
+                self.reader, job_envelopes, self.store, notifications
+            )
+            try:
+                stream_seq = await self._publish(envelopes, stream_seq)
+            except Exception:
+                log.exception("publishing events failed; resuming from the stream's last event")
+                await asyncio.sleep(self.poll_interval)
+                position, stream_seq = await self._resume()
+                continue
+            position = notifications[-1].id
+
+    async def _read(self, position: int) -> Sequence[Notification]:
+        select = self.store.notification_log.select
+        return await asyncio.get_running_loop().run_in_executor(
+            self.reader, lambda: select(position + 1, self.window)
+        )
+
+    async def _publish(self, envelopes: list[EventEnvelope], stream_seq: int) -> int:
+        futures = []
+        for envelope in envelopes:
+            headers = {
+                MSG_ID_HEADER: str(envelope.position),
+                POSITION_HEADER: str(envelope.position),
+                Header.EXPECTED_LAST_SEQUENCE.value: str(stream_seq),
+            }
+            futures.append(
+                await self.js.publish_async(
+                    event_subject(envelope.job_id, envelope.type),
+                    envelope.model_dump_json().encode(),
+                    stream=EVENTS_STREAM,
+                    headers=headers,
+                )
+            )
+            stream_seq += 1
+        results = await asyncio.gather(*futures, return_exceptions=True)
+        for result in results:
+            if isinstance(result, BaseException):
+                raise result
+        return int(results[-1].seq) if results else stream_seq  # type: ignore[union-attr]
+
+    async def _resume(self) -> tuple[int, int]:
+        """The position of the last event in the stream, and its stream sequence."""
+        info = await self.js.stream_info(EVENTS_STREAM)
+        last_seq = int(info.state.last_seq)
+        if last_seq == 0:
+            return 0, 0
+        last = await self.js.get_msg(EVENTS_STREAM, seq=last_seq)
+        position = (last.headers or {}).get(POSITION_HEADER)
+        if position is None:
+            raise RuntimeError(f"the last message of {EVENTS_STREAM} lacks {POSITION_HEADER}")
+        return int(position), last_seq

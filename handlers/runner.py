@@ -1,0 +1,230 @@
+"""Job runners: claim queued attempts from JOBS_EVENTS and run them, reporting by commands.
+
+The runners share one durable work-queue consumer of StatusChanged events; each PENDING
+attempt goes to one runner, which holds the message (with progress heartbeats) until the
+attempt ends. A runner that stops without finishing hands the message back, and the next
+runner takes the attempt over from its last reported progress.
+"""
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+from uuid import uuid4
+
+from nats.aio.client import Client
+from nats.aio.msg import Msg
+from nats.errors import TimeoutError as NatsTimeoutError
+from nats.js import JetStreamContext
+from nats.js.api import AckPolicy, ConsumerConfig
+from pydantic import ValidationError
+
+from domain.commands import (
+    AppendLog,
+    ClaimJob,
+    ConfirmCancelled,
+    FinishJob,
+    ReportProgress,
+    RunnerReport,
+)
+from domain.envelope import EventEnvelope, Outcome
+from domain.job_types import DONE_MOOD, RUNNING_MOOD
+from domain.statuses import JobStatus
+from infra.bus import EVENTS_STREAM, CommandBus, event_subject
+
+log = logging.getLogger(__name__)
+
+ACK_WAIT = 30.0
+HEARTBEAT = ACK_WAIT / 3
+
+
+class AttemptEnded(Exception):
+    """The job's attempt ended elsewhere (cancelled, superseded, taken over): stop running it."""
+
+
+class JobRun:
+    """One attempt of one job, run by this runner."""
+
+    def __init__(self, bus: CommandBus, runner: str, job: dict[str, Any], tick: float) -> None:
+        self.bus = bus
+        self.runner = runner
+        self.job = job
+        self.tick = tick
+        self.cancelled = asyncio.Event()
+
+    async def send(self, command_class: type[RunnerReport], **fields: Any) -> Outcome:
+        outcome = await self.bus.send(
+            command_class(
+                job_id=self.job["id"], attempt=self.job["attempt"], runner=self.runner, **fields
+            )
+        )
+        if not outcome.accepted:
+            if outcome.job and outcome.job["status"] == JobStatus.CANCELING:
+                self.cancelled.set()
+            raise AttemptEnded(outcome.reason)
+        return outcome
+
+    async def run(self) -> None:
+        try:
+            await self._run_stages()
+        except AttemptEnded as ended:
+            if not self.cancelled.is_set():
+                log.info("job %s attempt %s ended: %s", self.job["id"], self.job["attempt"], ended)
+                return
+        if self.cancelled.is_set():
+            with contextlib.suppress(AttemptEnded):
+                await self.send(ConfirmCancelled)
+
+    async def _run_stages(self) -> None:
+        stages = {stage["key"]: stage for stage in self.job["stages"]}
+        delay = stages.pop("delay", None)
+        if delay is not None:
+            await self._run_delay(delay)
+        if self.cancelled.is_set():
+            return
+        if stages:
+            await self.send(
+                FinishJob,
+                status=JobStatus.FAILURE,
+                reason=f"No runner can process the stages {', '.join(stages)} yet",
+            )
+        elif delay is None:
+            await self.send(
+                FinishJob,
+                status=JobStatus.FAILURE,
+                reason="No pipeline specified to process images in ML job",
+            )
+        else:
+            await self.send(FinishJob, status=JobStatus.SUCCESS)
+
+    async def _run_delay(self, stage: dict[str, Any]) -> None:
+        """The test job: about every 2 s of its delay a log line and a progress report."""
+        job_id, seconds = self.job["id"], self.job["delay"]
+        done = round(stage["progress"] * seconds)
+        for i in range(done + 1 if done else 0, seconds):
+            if await self._cancelled_within(self.tick):
+                return
+            if i % 2 == 1:
+                await self.send(
+                    AppendLog, message=f"Delaying job {job_id} for the {i} out of {seconds} seconds"
+                )
+                await self.send(
+                    ReportProgress,
+                    stage="delay",
+                    status=JobStatus.STARTED,
+                    progress=i / seconds,
+                    params={"mood": RUNNING_MOOD},
+                )
+        await self.send(
+            ReportProgress,
+            stage="delay",
+            status=JobStatus.SUCCESS,
+            progress=1.0,
+            params={"mood": DONE_MOOD},
+        )
+
+    async def _cancelled_within(self, seconds: float) -> bool:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self.cancelled.wait(), seconds)
+        return self.cancelled.is_set()
+
+
+class Runner:
+    """Takes PENDING attempts off the shared consumer, up to `concurrency` at a time."""
+
+    def __init__(
+        self, nc: Client, js: JetStreamContext, bus: CommandBus, concurrency: int, tick: float
+    ) -> None:
+        self.nc = nc
+        self.js = js
+        self.bus = bus
+        self.concurrency = concurrency
+        self.tick = tick
+        self.name = f"runner-{uuid4().hex[:12]}"
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    async def run(self) -> None:
+        slots = asyncio.Semaphore(self.concurrency)
+        subscription = await self.js.pull_subscribe(
+            event_subject("*", "StatusChanged"),
+            durable="runners",
+            stream=EVENTS_STREAM,
+            config=ConsumerConfig(ack_policy=AckPolicy.EXPLICIT, ack_wait=ACK_WAIT, max_deliver=-1),
+        )
+        try:
+            while True:
+                await slots.acquire()
+                try:
+                    messages = await subscription.fetch(1, timeout=1.0)
+                except NatsTimeoutError:
+                    slots.release()
+                    continue
+                task = asyncio.create_task(self._take(messages[0]))
+                self._tasks.add(task)
+
+                def finished(task: asyncio.Task[None]) -> None:
+                    self._tasks.discard(task)
+                    slots.release()
+
+                task.add_done_callback(finished)
+        finally:
+            for task in list(self._tasks):
+                task.cancel()
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    async def _take(self, msg: Msg) -> None:
+        try:
+            event = EventEnvelope.model_validate_json(msg.data)
+        except ValidationError:
+            log.error("not a job event on %s; dropped", msg.subject)
+            await msg.term()
+            return
+        if event.data.get("status") != JobStatus.PENDING:
+            await msg.ack()
+            return
+        try:
+            await self._run_attempt(event.job_id, int(event.data["attempt"]), msg)
+        except asyncio.CancelledError:
+            await asyncio.shield(msg.nak())  # this runner stops: the next one takes over
+            raise
+        except Exception:
+            log.exception("running job %s failed; it will be retried", event.job_id)
+            await msg.nak(delay=5)
+            return
+        await msg.ack()
+
+    async def _run_attempt(self, job_id: int, attempt: int, msg: Msg) -> None:
+        cancel_requests = await self.nc.subscribe(event_subject(job_id, "CancelRequested"))
+        heartbeat = asyncio.create_task(_heartbeat(msg.in_progress))
+        try:
+            claim = await self.bus.send(ClaimJob(job_id=job_id, attempt=attempt, runner=self.name))
+            job = claim.job
+            if job is None or job["attempt"] != attempt:
+                return
+            run = JobRun(self.bus, self.name, job, self.tick)
+            if not claim.accepted:
+                if job["status"] == JobStatus.CANCELING:
+                    run.cancelled.set()
+                    await run.run()
+                return
+            watcher = asyncio.create_task(_watch_cancel(cancel_requests, attempt, run.cancelled))
+            try:
+                await run.run()
+            finally:
+                watcher.cancel()
+        finally:
+            heartbeat.cancel()
+            await cancel_requests.unsubscribe()
+
+
+async def _watch_cancel(subscription: Any, attempt: int, cancelled: asyncio.Event) -> None:
+    async for msg in subscription.messages:
+        if EventEnvelope.model_validate_json(msg.data).data.get("attempt") == attempt:
+            cancelled.set()
+
+
+async def _heartbeat(in_progress: Callable[[], Awaitable[None]]) -> None:
+    while True:
+        await asyncio.sleep(HEARTBEAT)
+        await in_progress()

@@ -1,0 +1,114 @@
+"""The bus: NATS JetStream streams, subjects, and sending a command to await its outcome."""
+
+import logging
+from typing import Any
+
+from faststream.nats import JStream, NatsBroker
+from nats.aio.client import Client
+from nats.js import JetStreamContext
+from nats.js.api import RetentionPolicy, StorageType, StreamConfig
+from nats.js.errors import NotFoundError
+
+from domain.commands import Command
+from domain.envelope import Outcome
+
+COMMANDS_STREAM = "JOBS_COMMANDS"
+EVENTS_STREAM = "JOBS_EVENTS"
+POSITION_HEADER = "Jobledger-Position"
+MSG_ID_HEADER = "Nats-Msg-Id"
+
+STREAMS = (
+    StreamConfig(
+        name=COMMANDS_STREAM,
+        subjects=["jobs.commands.>"],
+        retention=RetentionPolicy.WORK_QUEUE,
+        storage=StorageType.FILE,
+        duplicate_window=120.0,
+    ),
+    StreamConfig(
+        name=EVENTS_STREAM,
+        subjects=["jobs.events.>"],
+        retention=RetentionPolicy.LIMITS,
+        storage=StorageType.FILE,
+        duplicate_window=120.0,
+    ),
+)
+
+# Subscribers name the streams without declaring them: ensure_streams is the one place.
+COMMANDS = JStream(COMMANDS_STREAM, declare=False)
+EVENTS = JStream(EVENTS_STREAM, declare=False)
+
+
+def command_subject(command_name: str) -> str:
+    return f"jobs.commands.{command_name}"
+
+
+def event_subject(job_id: int | str, event_type: str) -> str:
+    return f"jobs.events.{job_id}.{event_type}"
+
+
+def outcome_subject(command_id: str) -> str:
+    return f"jobs.outcomes.{command_id}"
+
+
+def make_broker(url: str) -> NatsBroker:
+    # faststream logs every batch at INFO; that belongs at DEBUG here.
+    return NatsBroker(url, log_level=logging.DEBUG, connect_timeout=5)
+
+
+def jetstream(broker: NatsBroker) -> JetStreamContext:
+    js: JetStreamContext = broker.config.connection_state.stream
+    return js
+
+
+def connection(broker: NatsBroker) -> Client:
+    nc: Client = broker.config.connection_state.connection
+    return nc
+
+
+async def ensure_streams(js: JetStreamContext) -> None:
+    """Create each stream, or bring an existing one to the configuration above."""
+    for config in STREAMS:
+        try:
+            await js.stream_info(str(config.name))
+        except NotFoundError:
+            await js.add_stream(config)
+        else:
+            await js.update_stream(config)
+
+
+class CommandBus:
+    """Publishes commands to JOBS_COMMANDS and awaits what the command handler made of them."""
+
+    def __init__(self, broker: NatsBroker, timeout: float = 10.0) -> None:
+        self.broker = broker
+        self.timeout = timeout
+
+    async def send(self, command: Command) -> Outcome:
+        """Publish, then wait for the outcome; a duplicate of a recent command has one effect."""
+        nc = connection(self.broker)
+        outcome_sub = await nc.subscribe(outcome_subject(command.command_id), max_msgs=1)
+        try:
+            ack = await self.publish(command)
+            if ack.duplicate:
+                return Outcome(
+                    command_id=command.command_id,
+                    command=type(command).__name__,
+                    accepted=True,
+                    duplicate=True,
+                    reason="a command with this id was already received; it takes effect once",
+                )
+            msg = await outcome_sub.next_msg(timeout=self.timeout)
+        finally:
+            await outcome_sub.unsubscribe()
+        return Outcome.model_validate_json(msg.data)
+
+    async def publish(self, command: Command) -> Any:
+        """Publish without waiting for the outcome; returns the stream's acknowledgement."""
+        return await self.broker.publish(
+            command.model_dump_json().encode(),
+            command_subject(type(command).__name__),
+            headers={MSG_ID_HEADER: command.command_id},
+            stream=COMMANDS_STREAM,
+            timeout=self.timeout,
+        )

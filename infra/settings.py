@@ -1,0 +1,35 @@
+"""Settings from the environment (prefix JOBLEDGER_) or a .env file."""
+
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="JOBLEDGER_", env_file=".env", extra="ignore")
+
+    nats_url: str | None = Field(default=None, description="unset: start an embedded nats-server")
+    data_dir: Path = Path(".jobledger")
+    event_store: str | None = Field(default=None, description="postgresql://… or unset for SQLite")
+    read_store: str | None = Field(default=None, description="a SQLite file path, or unset")
+    api_host: str = "127.0.0.1"
+    api_port: int = 8000
+    time_zone: str = "UTC"
+    delay_tick: float = Field(
+        default=1.0, gt=0, description="wall-clock seconds per second of a test job's delay"
+    )
+    runner_concurrency: int = Field(default=4, ge=1)
+    command_timeout: float = Field(default=10.0, gt=0)
+
+    @property
+    def event_store_path(self) -> Path:
+        return self.data_dir / "events.sqlite3"
+
+    @property
+    def read_store_path(self) -> Path:
+        return Path(self.read_store) if self.read_store else self.data_dir / "views.sqlite3"
+
+    @property
+    def catalog_path(self) -> Path:
+        return self.data_dir / "catalog.json"

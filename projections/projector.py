@@ -1,0 +1,137 @@
+"""Keeps the read store up to date from JOBS_EVENTS.
+
+It reads the stream with an ordered consumer from the sequence after the last one it
+applied, applies each batch in one transaction together with the new position, and skips
+any event at or below that position: every event is applied exactly once, in order.
+"""
+
+import asyncio
+import json
+import logging
+import sqlite3
+from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
+
+from nats.aio.msg import Msg
+from nats.js import JetStreamContext
+from nats.js.api import ConsumerConfig, DeliverPolicy
+from pydantic import ValidationError
+
+from domain.envelope import EventEnvelope
+from infra.bus import EVENTS_STREAM
+from infra.read_store import ReadStore
+from projections.job_view import ROW_UNTOUCHED, JobView, apply
+
+log = logging.getLogger(__name__)
+
+PROJECTION = "job_view"
+MAX_BATCH = 2000
+
+
+def stored_position(db: sqlite3.Connection) -> tuple[int, int]:
+    row = db.execute(
+        "SELECT position, stream_seq FROM projection_position WHERE name = ?", (PROJECTION,)
+    ).fetchone()
+    return (int(row["position"]), int(row["stream_seq"])) if row else (0, 0)
+
+
+def load_view(db: sqlite3.Connection, job_id: int) -> JobView | None:
+    row = db.execute("SELECT view FROM jobs WHERE job_id = ?", (job_id,)).fetchone()
+    return json.loads(row["view"]) if row else None
+
+
+def apply_batch(db: sqlite3.Connection, batch: Iterable[tuple[EventEnvelope, int]]) -> int:
+    """Apply events (with their stream sequence) in one transaction; return the new position."""
+    position, stream_seq = stored_position(db)
+    views: dict[int, JobView | None] = {}
+    logs: list[tuple[int, int, str, str, str]] = []
+    for event, seq in batch:
+        stream_seq = max(stream_seq, seq)
+        if event.position is None or event.position <= position:
+            continue
+        position = event.position
+        if event.type == "LogAppended":
+            data = event.data
+            logs.append(
+                (
+                    event.job_id,
+                    event.version,
+                    event.occurred_at.isoformat(),
+                    data["level"],
+                    data["message"],
+                )
+            )
+            continue
+        if event.type in ROW_UNTOUCHED:
+            continue
+        view = views[event.job_id] if event.job_id in views else load_view(db, event.job_id)
+        views[event.job_id] = apply(view, event)
+    with db:
+        db.executemany(
+            "INSERT INTO jobs (job_id, version, project_id, status, name, pipeline_id, created_at,"
+            " updated_at, view) VALUES (:id, :version, :project_id, :status, :name, :pipeline_id,"
+            " :created_at, :updated_at, :view) ON CONFLICT (job_id) DO UPDATE SET"
+            " version = excluded.version, project_id = excluded.project_id,"
+            " status = excluded.status, name = excluded.name, pipeline_id = excluded.pipeline_id,"
+            " updated_at = excluded.updated_at, view = excluded.view",
+            [{**view, "view": json.dumps(view)} for view in views.values() if view is not None],
+        )
+        db.executemany(
+            "INSERT OR IGNORE INTO job_logs (job_id, version, logged_at, level, message)"
+            " VALUES (?, ?, ?, ?, ?)",
+            logs,
+        )
+        db.execute(
+            "INSERT INTO projection_position (name, position, stream_seq) VALUES (?, ?, ?)"
+            " ON CONFLICT (name) DO UPDATE SET position = excluded.position,"
+            " stream_seq = excluded.stream_seq",
+            (PROJECTION, position, stream_seq),
+        )
+    return position
+
+
+def _parse(msg: Msg) -> EventEnvelope | None:
+    try:
+        return EventEnvelope.model_validate_json(msg.data)
+    except ValidationError as error:
+        log.error("skipped a message on %s that is not a job event: %s", msg.subject, error)
+        return None
+
+
+class Projector:
+    def __init__(self, store: ReadStore, js: JetStreamContext, writer: ThreadPoolExecutor) -> None:
+        self.store = store
+        self.js = js
+        self.writer = writer
+        self.position = 0
+        self._db = store.connect()
+
+    async def run(self) -> None:
+        loop = asyncio.get_running_loop()
+        self.position, stream_seq = await loop.run_in_executor(
+            self.writer, stored_position, self._db
+        )
+        queue: asyncio.Queue[Msg] = asyncio.Queue()
+        sub = await self.js.subscribe(
+            "jobs.events.>",
+            stream=EVENTS_STREAM,
+            ordered_consumer=True,
+            cb=queue.put,
+            config=ConsumerConfig(
+                deliver_policy=DeliverPolicy.BY_START_SEQUENCE, opt_start_seq=stream_seq + 1
+            ),
+        )
+        try:
+            while True:
+                messages = [await queue.get()]
+                while not queue.empty() and len(messages) < MAX_BATCH:
+                    messages.append(queue.get_nowait())
+                batch = [
+                    (event, m.metadata.sequence.stream) for m in messages if (event := _parse(m))
+                ]
+                self.position = await loop.run_in_executor(
+                    self.writer, apply_batch, self._db, batch
+                )
+        finally:
+            await sub.unsubscribe()
+            self._db.close()
