@@ -1,10 +1,13 @@
 """The HTTP API: Antenna's /api/v2/jobs/ on the read store, commands through the bus."""
 
 import asyncio
+import contextlib
 import time
+from collections.abc import AsyncIterator
 from typing import Annotated, Any
 from zoneinfo import ZoneInfo
 
+import httpx
 from fastapi import Depends, FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
@@ -13,10 +16,8 @@ from pydantic import BaseModel, ConfigDict, Field
 from api.bootstrap import Stack
 from api.job_json import JobRenderer
 from domain.commands import CancelJob, Command, CreateJob, RetryJob, RunJob
-from domain.envelope import Outcome, envelope_of
-from domain.job import job_uuid
+from domain.envelope import Outcome
 from domain.job_types import JobTypeKey
-from infra.event_store import EventStore
 from projections import views
 
 DEFAULT_PAGE_SIZE = 10
@@ -178,20 +179,20 @@ def build_app(stack: Stack) -> FastAPI:
 
     @app.get("/api/v2/jobs/{job_id}/history/", summary="Every event of a job, in order")
     async def job_history(job_id: int) -> list[dict[str, Any]]:
-        history = await asyncio.to_thread(job_events, stack.event_store, job_id)
+        history = await asyncio.to_thread(stack.event_store.job_history, job_id)
         if not history:
             raise ApiError(404, {"detail": "Not found."})
-        return history
+        return [event.model_dump(mode="json", exclude={"position"}) for event in history]
 
     return app
 
 
-def job_events(store: EventStore, job_id: int) -> list[dict[str, Any]]:
-    """The job's events from the event store: the audit, independent of any projection."""
-    return [
-        envelope_of(event, None).model_dump(mode="json", exclude={"position"})
-        for event in store.events.get(job_uuid(job_id))
-    ]
+@contextlib.asynccontextmanager
+async def in_process_client(stack: Stack) -> AsyncIterator[httpx.AsyncClient]:
+    """An HTTP client of the API served in this process, without a socket."""
+    transport = httpx.ASGITransport(app=build_app(stack))
+    async with httpx.AsyncClient(transport=transport, base_url="http://localhost:8000") as client:
+        yield client
 
 
 def _positive_or(value: str | None, default: int, minimum: int) -> int:

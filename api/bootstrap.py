@@ -64,9 +64,28 @@ async def supervise(name: str, run: Callable[[], Awaitable[None]]) -> None:
         await asyncio.sleep(RESTART_DELAY)
 
 
+async def stop(tasks: list[asyncio.Task[None]]) -> None:
+    """Cancel the tasks and wait until they end.
+
+    Cancelling once is not enough: on Python 3.11 asyncio.wait_for, which nats-py uses,
+    can swallow a cancellation that arrives as its inner wait completes.
+    """
+    pending = {task for task in tasks if not task.done()}
+    while pending:
+        for task in pending:
+            task.cancel()
+        _, pending = await asyncio.wait(pending, timeout=0.1)
+
+
 async def close_connection(broker: NatsBroker) -> None:
-    """Close without draining: whatever is not acknowledged is redelivered to the next process."""
-    await connection(broker).close()
+    """Close without draining: whatever is not acknowledged is redelivered to the next process.
+
+    Flushing first makes sure the last acknowledgements and hand-backs reach the server.
+    """
+    nc = connection(broker)
+    with contextlib.suppress(Exception):
+        await nc.flush(timeout=2)
+    await nc.close()
 
 
 @contextlib.asynccontextmanager
@@ -125,6 +144,4 @@ async def running_stack(
         try:
             yield stack
         finally:
-            for task in stack.tasks:
-                task.cancel()
-            await asyncio.gather(*stack.tasks, return_exceptions=True)
+            await stop(stack.tasks)

@@ -15,7 +15,7 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TaskID, TextColumn
 from rich.table import Table
 
-from api.app import build_app
+from api.app import build_app, in_process_client
 from api.bootstrap import ALL_ROLES, Role, Stack, running_stack
 from domain.envelope import EventEnvelope
 from domain.statuses import FINAL
@@ -171,13 +171,6 @@ def print_history(history: list[dict[str, Any]]) -> None:
             describe(event),
         )
     console.print(table)
-
-
-@contextlib.asynccontextmanager
-async def in_process_client(stack: Stack) -> AsyncIterator[httpx.AsyncClient]:
-    transport = httpx.ASGITransport(app=build_app(stack))
-    async with httpx.AsyncClient(transport=transport, base_url="http://localhost:8000") as client:
-        yield client
 
 
 @contextlib.asynccontextmanager

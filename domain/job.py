@@ -128,6 +128,7 @@ class Job(Aggregate):
 
         def mutate_job(self, job: "Job") -> None:
             job.attempt = self.attempt
+            job.runner = None
             job.progress = self.progress  # type: ignore[assignment]
 
     class CommandRefused(JobEvent):

@@ -90,7 +90,7 @@ def promoted_status(status: str, progress: float) -> str:
 def update_stage(stage: Stage, updates: dict[str, Any]) -> Stage:
     """A stage after an update by key: stage attributes are set, anything else is a param.
 
-    A param that exists keeps its display name; a new one gets the update's key as name.
+    A param that exists keeps its display name; a new one is named as the update names it.
     A final status never changes progress, and progress never decreases within an attempt.
     """
     updated: Stage = {**stage, "params": [Param(**p) for p in stage["params"]]}

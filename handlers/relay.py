@@ -9,30 +9,16 @@ relay then resumes from the last event the stream holds.
 import asyncio
 import contextlib
 import logging
-from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 
-from eventsourcing.persistence import Notification
 from nats.js import JetStreamContext
 from nats.js.api import Header
 
-from domain.envelope import EventEnvelope, envelope_of
-from domain.job import Job
+from domain.envelope import EventEnvelope
 from infra.bus import EVENTS_STREAM, MSG_ID_HEADER, POSITION_HEADER, event_subject
 from infra.event_store import EventStore
 
 log = logging.getLogger(__name__)
-
-JOB_EVENT_TOPIC_PREFIX = f"{Job.__module__}:{Job.__qualname__}."
-
-
-def job_envelopes(store: EventStore, notifications: Sequence[Notification]) -> list[EventEnvelope]:
-    """The public envelopes of the job events among `notifications` (sequence ids are internal)."""
-    return [
-        envelope_of(store.mapper.to_domain_event(n), n.id)
-        for n in notifications
-        if n.topic.startswith(JOB_EVENT_TOPIC_PREFIX)
-    ]
 
 
 class EventRelay:
@@ -60,15 +46,14 @@ class EventRelay:
         position, stream_seq = await self._resume()
         while True:
             self._wake.clear()
-            notifications = await self._read(position)
-            if not notifications:
+            envelopes, last = await asyncio.get_running_loop().run_in_executor(
+                self.reader, self.store.job_envelopes, position, self.window
+            )
+            if last == position:
                 self.position = position
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wake.wait(), self.poll_interval)
                 continue
-            envelopes = await asyncio.get_running_loop().run_in_executor(
-                self.reader, job_envelopes, self.store, notifications
-            )
             try:
                 stream_seq = await self._publish(envelopes, stream_seq)
             except Exception:
@@ -76,13 +61,7 @@ class EventRelay:
                 await asyncio.sleep(self.poll_interval)
                 position, stream_seq = await self._resume()
                 continue
-            position = notifications[-1].id
-
-    async def _read(self, position: int) -> Sequence[Notification]:
-        select = self.store.notification_log.select
-        return await asyncio.get_running_loop().run_in_executor(
-            self.reader, lambda: select(position + 1, self.window)
-        )
+            position = last
 
     async def _publish(self, envelopes: list[EventEnvelope], stream_seq: int) -> int:
         futures = []

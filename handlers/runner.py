@@ -35,8 +35,10 @@ from infra.bus import EVENTS_STREAM, CommandBus, event_subject
 
 log = logging.getLogger(__name__)
 
-ACK_WAIT = 30.0
-HEARTBEAT = ACK_WAIT / 3
+# A stopped runner's attempts go to another runner this long after its last heartbeat. The
+# hand-back on a clean stop is faster, but a restarting server forgets it: keep this short.
+ACK_WAIT = 5.0
+HEARTBEAT = 1.0
 
 
 class AttemptEnded(Exception):
@@ -157,7 +159,7 @@ class Runner:
                 await slots.acquire()
                 try:
                     messages = await subscription.fetch(1, timeout=1.0)
-                except NatsTimeoutError:
+                except (NatsTimeoutError, TimeoutError):  # nats-py raises either
                     slots.release()
                     continue
                 task = asyncio.create_task(self._take(messages[0]))
@@ -169,6 +171,8 @@ class Runner:
 
                 task.add_done_callback(finished)
         finally:
+            # Stop pulling before handing jobs back, or the server gives them to our last pull.
+            await subscription.unsubscribe()
             for task in list(self._tasks):
                 task.cancel()
             await asyncio.gather(*self._tasks, return_exceptions=True)

@@ -32,7 +32,7 @@ async def consume_batches(
         while True:
             try:
                 messages = await subscription.fetch(batch_size, timeout=5.0)
-            except NatsTimeoutError:
+            except (NatsTimeoutError, TimeoutError):  # nats-py raises either
                 continue
             await handle(messages)
     finally:

@@ -1,12 +1,16 @@
 """The event store: the eventsourcing library's Application, on SQLite or PostgreSQL."""
 
+from collections.abc import Iterator
 from typing import Any, ClassVar
-from urllib.parse import unquote, urlparse
+from urllib.parse import parse_qs, unquote, urlparse
 
 from eventsourcing.application import Application
 
-from domain.job import Job, JobNumbers
+from domain.envelope import EventEnvelope, envelope_of
+from domain.job import Job, JobNumbers, job_uuid
 from infra.settings import Settings
+
+JOB_EVENT_TOPIC_PREFIX = f"{Job.__module__}:{Job.__qualname__}."
 
 
 class EventStore(Application[Any]):
@@ -15,6 +19,31 @@ class EventStore(Application[Any]):
     name = "jobledger"
     snapshotting_intervals: ClassVar[dict[type[Any], int]] = {Job: 200, JobNumbers: 200}
     log_section_size = 1000
+
+    def job_envelopes(self, after: int, limit: int) -> tuple[list[EventEnvelope], int]:
+        """Job events after position `after` (at most `limit` notifications read), in order,
+        and the last position read. Job id sequences and receipts are internal: skipped."""
+        notifications = self.notification_log.select(after + 1, limit)
+        envelopes = [
+            envelope_of(self.mapper.to_domain_event(n), n.id)
+            for n in notifications
+            if n.topic.startswith(JOB_EVENT_TOPIC_PREFIX)
+        ]
+        return envelopes, notifications[-1].id if notifications else after
+
+    def all_job_envelopes(self) -> Iterator[EventEnvelope]:
+        """Every job event from the first, in order."""
+        position = 0
+        while True:
+            envelopes, last = self.job_envelopes(position, self.log_section_size)
+            if last == position:
+                return
+            yield from envelopes
+            position = last
+
+    def job_history(self, job_id: int) -> list[EventEnvelope]:
+        """One job's events, in order (without global positions)."""
+        return [envelope_of(event, None) for event in self.events.get(job_uuid(job_id))]
 
 
 def event_store_env(settings: Settings) -> dict[str, str]:
@@ -30,7 +59,7 @@ def event_store_env(settings: Settings) -> dict[str, str]:
             # The recorder insists on a password even where the server trusts local connections.
             "POSTGRES_PASSWORD": unquote(url.password or "unused"),
             "POSTGRES_ENABLE_DB_FUNCTIONS": "y",
-            "POSTGRES_SCHEMA": "public",
+            "POSTGRES_SCHEMA": parse_qs(url.query).get("schema", ["public"])[0],
         }
     if settings.event_store:
         raise ValueError(

@@ -40,8 +40,11 @@ def load_view(db: sqlite3.Connection, job_id: int) -> JobView | None:
     return json.loads(row["view"]) if row else None
 
 
-def apply_batch(db: sqlite3.Connection, batch: Iterable[tuple[EventEnvelope, int]]) -> int:
-    """Apply events (with their stream sequence) in one transaction; return the new position."""
+def apply_batch(
+    db: sqlite3.Connection, batch: Iterable[tuple[EventEnvelope, int]]
+) -> tuple[int, int]:
+    """Apply events (with their stream sequence) in one transaction; return the new position
+    and stream sequence."""
     position, stream_seq = stored_position(db)
     views: dict[int, JobView | None] = {}
     logs: list[tuple[int, int, str, str, str]] = []
@@ -87,7 +90,7 @@ def apply_batch(db: sqlite3.Connection, batch: Iterable[tuple[EventEnvelope, int
             " stream_seq = excluded.stream_seq",
             (PROJECTION, position, stream_seq),
         )
-    return position
+    return position, stream_seq
 
 
 def _parse(msg: Msg) -> EventEnvelope | None:
@@ -104,12 +107,21 @@ class Projector:
         self.js = js
         self.writer = writer
         self.position = 0
-        self._db = store.connect()
+        self.stream_seq = 0
 
     async def run(self) -> None:
+        # The connection lives on the writer thread only: opened, used and closed there.
         loop = asyncio.get_running_loop()
-        self.position, stream_seq = await loop.run_in_executor(
-            self.writer, stored_position, self._db
+        db = await loop.run_in_executor(self.writer, self.store.connect)
+        try:
+            await self._follow(db)
+        finally:
+            await asyncio.shield(loop.run_in_executor(self.writer, db.close))
+
+    async def _follow(self, db: sqlite3.Connection) -> None:
+        loop = asyncio.get_running_loop()
+        self.position, self.stream_seq = await loop.run_in_executor(
+            self.writer, stored_position, db
         )
         queue: asyncio.Queue[Msg] = asyncio.Queue()
         sub = await self.js.subscribe(
@@ -118,7 +130,7 @@ class Projector:
             ordered_consumer=True,
             cb=queue.put,
             config=ConsumerConfig(
-                deliver_policy=DeliverPolicy.BY_START_SEQUENCE, opt_start_seq=stream_seq + 1
+                deliver_policy=DeliverPolicy.BY_START_SEQUENCE, opt_start_seq=self.stream_seq + 1
             ),
         )
         try:
@@ -129,9 +141,8 @@ class Projector:
                 batch = [
                     (event, m.metadata.sequence.stream) for m in messages if (event := _parse(m))
                 ]
-                self.position = await loop.run_in_executor(
-                    self.writer, apply_batch, self._db, batch
+                self.position, self.stream_seq = await loop.run_in_executor(
+                    self.writer, apply_batch, db, batch
                 )
         finally:
             await sub.unsubscribe()
-            self._db.close()

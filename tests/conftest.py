@@ -1,0 +1,101 @@
+"""Fixtures for integration tests: a real nats-server from the wheel and real SQLite files."""
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from api.app import in_process_client
+from api.bootstrap import Stack, running_stack
+from domain.statuses import FINAL
+from infra.bus import EVENTS_STREAM, jetstream
+from infra.catalog import SEED_CATALOG
+from infra.settings import Settings
+
+TICK = 0.02  # one second of a test job's delay, in tests
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    return Settings(
+        _env_file=None,  # type: ignore[call-arg]
+        nats_url=None,
+        data_dir=tmp_path / "data",
+        event_store=None,
+        read_store=None,
+        delay_tick=TICK,
+    )
+
+
+@pytest.fixture
+async def stack(settings: Settings) -> AsyncIterator[Stack]:
+    async with running_stack(settings) as running:
+        running.catalog.add(SEED_CATALOG)
+        yield running
+
+
+@pytest.fixture
+async def client(stack: Stack) -> AsyncIterator[httpx.AsyncClient]:
+    async with in_process_client(stack) as http:
+        yield http
+
+
+SEED_JOB = {
+    "name": "Trest",
+    "delay": 10,
+    "limit": 100,
+    "shuffle": True,
+    "project_id": 16,
+    "source_image_collection_id": 5,
+    "pipeline_id": 1,
+}
+
+
+async def create_job(
+    client: httpx.AsyncClient, start_now: bool = True, **changes: Any
+) -> dict[str, Any]:
+    params = {"start_now": "true"} if start_now else {}
+    response = await client.post("/api/v2/jobs/", json={**SEED_JOB, **changes}, params=params)
+    assert response.status_code == 201, response.text
+    job: dict[str, Any] = response.json()
+    return job
+
+
+async def wait_for(
+    client: httpx.AsyncClient,
+    job_id: int,
+    statuses: set[str] | frozenset[str] = FINAL,
+    within: float = 15,
+) -> dict[str, Any]:
+    """Poll the job until its status is one of `statuses`."""
+    deadline = time.monotonic() + within
+    while True:
+        job: dict[str, Any] = (await client.get(f"/api/v2/jobs/{job_id}/")).json()
+        if job["status"] in statuses:
+            return job
+        assert time.monotonic() < deadline, f"job {job_id} still {job['status']}"
+        await asyncio.sleep(TICK)
+
+
+async def history(client: httpx.AsyncClient, job_id: int) -> list[dict[str, Any]]:
+    response = await client.get(f"/api/v2/jobs/{job_id}/history/")
+    assert response.status_code == 200, response.text
+    events: list[dict[str, Any]] = response.json()
+    return events
+
+
+async def settled(stack: Stack) -> None:
+    """Wait until the relay has published every stored event and the projection applied it."""
+    assert stack.relay is not None and stack.projector is not None
+    deadline = time.monotonic() + 10
+    while stack.relay.position < (stack.event_store.recorder.max_notification_id() or 0):
+        assert time.monotonic() < deadline, "the relay did not catch up"
+        await asyncio.sleep(0.01)
+    info = await jetstream(stack.broker).stream_info(EVENTS_STREAM)
+    while stack.projector.stream_seq < info.state.last_seq:
+        assert time.monotonic() < deadline, "the projection did not catch up"
+        await asyncio.sleep(0.01)

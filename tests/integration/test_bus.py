@@ -1,0 +1,134 @@
+"""Commands on the bus: duplicates have one effect, bad input is refused with a reason."""
+
+import asyncio
+import contextlib
+from pathlib import Path
+
+import httpx
+import nats
+import pytest
+
+from api.bootstrap import Stack
+from domain.commands import CancelJob, CreateJob, RunJob
+from infra.bus import COMMANDS_STREAM, MSG_ID_HEADER, command_subject, connection, jetstream
+from infra.embedded_nats import embedded_nats
+from tests.conftest import history, settled
+
+
+async def test_the_same_command_twice_has_one_effect(
+    stack: Stack, client: httpx.AsyncClient
+) -> None:
+    created = await stack.bus.send(CreateJob(name="twice", project_id=16))
+    run = RunJob(job_id=created.job_id or 0)
+
+    first = await stack.bus.send(run)
+    second = await stack.bus.send(run)  # within the server's duplicate window
+
+    assert (first.accepted, first.duplicate) == (True, False)
+    assert (second.accepted, second.duplicate) == (True, True)
+    events = await history(client, run.job_id)
+    assert [e["type"] for e in events].count("StatusChanged") == 1
+
+
+async def test_a_redelivered_command_is_recognised_by_its_id(
+    stack: Stack, client: httpx.AsyncClient
+) -> None:
+    """A command that reaches the handler again (say after a crash) has no second effect."""
+    created = await stack.bus.send(CreateJob(name="again", project_id=16))
+    cancel = CancelJob(job_id=created.job_id or 0)
+    first = await stack.bus.send(cancel)
+    # Bypass the server's duplicate window with another message id: the handler must see it.
+    outcome_sub = await connection(stack.broker).subscribe(f"jobs.outcomes.{cancel.command_id}")
+    await jetstream(stack.broker).publish(
+        command_subject("CancelJob"),
+        cancel.model_dump_json().encode(),
+        stream=COMMANDS_STREAM,
+        headers={MSG_ID_HEADER: "another-delivery"},
+    )
+    again = await outcome_sub.next_msg(timeout=5)
+    await outcome_sub.unsubscribe()
+
+    assert first.accepted and not first.duplicate
+    assert b'"duplicate":true' in again.data
+    assert b'"accepted":true' in again.data
+    events = await history(client, cancel.job_id)
+    assert [e["data"]["status"] for e in events if e["type"] == "StatusChanged"] == ["REVOKED"]
+
+
+async def test_a_create_delivered_twice_creates_one_job(
+    stack: Stack, client: httpx.AsyncClient
+) -> None:
+    create = CreateJob(name="once", project_id=16)
+    first = await stack.bus.send(create)
+    outcome_sub = await connection(stack.broker).subscribe(f"jobs.outcomes.{create.command_id}")
+    await jetstream(stack.broker).publish(
+        command_subject("CreateJob"),
+        create.model_dump_json().encode(),
+        stream=COMMANDS_STREAM,
+        headers={MSG_ID_HEADER: "another-delivery"},
+    )
+    again = await outcome_sub.next_msg(timeout=5)
+    await outcome_sub.unsubscribe()
+
+    assert f'"job_id":{first.job_id}'.encode() in again.data
+    assert b'"duplicate":true' in again.data
+    await settled(stack)
+    page = (await client.get("/api/v2/jobs/")).json()
+    assert page["count"] == 1
+
+
+@pytest.mark.parametrize(
+    ("subject", "payload", "reason"),
+    [
+        ("CreateJob", b'{"name": "x"', "body: Invalid JSON"),
+        (
+            "CreateJob",
+            b'{"name": "x", "project_id": "sixteen"}',
+            "project_id: Input should be a valid integer",
+        ),
+        ("CreateJob", b'{"project_id": 16}', "name: Field required"),
+        ("RunJob", b'{"job_id": 1, "colour": "red"}', "colour: Extra inputs are not permitted"),
+        ("LaunchJob", b"{}", "Unknown command 'LaunchJob'"),
+    ],
+)
+async def test_a_malformed_command_is_refused_with_a_reason_and_changes_nothing(
+    stack: Stack, client: httpx.AsyncClient, subject: str, payload: bytes, reason: str
+) -> None:
+    nc = connection(stack.broker)
+    outcome_sub = await nc.subscribe("jobs.outcomes.bad-1")
+    await jetstream(stack.broker).publish(
+        command_subject(subject), payload, stream=COMMANDS_STREAM, headers={MSG_ID_HEADER: "bad-1"}
+    )
+    refusal = await outcome_sub.next_msg(timeout=5)
+    await outcome_sub.unsubscribe()
+
+    assert b'"accepted":false' in refusal.data
+    assert reason.encode() in refusal.data
+    assert (await client.get("/api/v2/jobs/")).json()["count"] == 0
+    assert stack.event_store.recorder.max_notification_id() in (None, 0)
+
+
+async def test_a_command_for_an_unknown_job_is_refused(stack: Stack) -> None:
+    outcome = await stack.bus.send(RunJob(job_id=999))
+    assert (outcome.accepted, outcome.reason) == (False, "Job 999 does not exist")
+
+
+def _processes_mentioning(text: str) -> list[str]:
+    found = []
+    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+        with contextlib.suppress(OSError):
+            if text.encode() in cmdline.read_bytes():
+                found.append(cmdline.parent.name)
+    return found
+
+
+async def test_the_embedded_server_stops_with_its_owner(tmp_path: Path) -> None:
+    store = tmp_path / "nats"
+    async with embedded_nats(store) as url:
+        connected = await nats.connect(url)
+        await connected.close()
+        assert len(_processes_mentioning(str(store))) == 1
+    port = int(url.rsplit(":", 1)[1])
+    with pytest.raises(ConnectionRefusedError):
+        await asyncio.open_connection("127.0.0.1", port)
+    assert _processes_mentioning(str(store)) == []

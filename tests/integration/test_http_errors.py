@@ -1,0 +1,67 @@
+"""Bad HTTP input gets a clear error that names the problem, and nothing changes."""
+
+import httpx
+import pytest
+
+from tests.conftest import SEED_JOB
+
+
+@pytest.mark.parametrize(
+    ("body", "errors"),
+    [
+        ({**SEED_JOB, "name": ""}, {"name": ["String should have at least 1 character"]}),
+        ({k: v for k, v in SEED_JOB.items() if k != "delay"}, {"delay": ["Field required"]}),
+        (
+            {**SEED_JOB, "delay": "ten"},
+            {"delay": ["Input should be a valid integer, unable to parse string as an integer"]},
+        ),
+        (
+            {**SEED_JOB, "pipeline_id": 999},
+            {"pipeline_id": ['Invalid pk "999" - object does not exist.']},
+        ),
+        (
+            {**SEED_JOB, "project_id": 7},
+            {"project_id": ['Invalid pk "7" - object does not exist.']},
+        ),
+        (
+            {**SEED_JOB, "job_type_key": "bake"},
+            {
+                "job_type_key": [
+                    "Input should be 'ml', 'populate_captures_collection', 'data_storage_sync',"
+                    " 'regroup_events', 'data_export', 'post_processing' or 'unknown'"
+                ]
+            },
+        ),
+    ],
+)
+async def test_a_bad_create_is_400_naming_the_field_and_creates_nothing(
+    client: httpx.AsyncClient, body: dict[str, object], errors: dict[str, list[str]]
+) -> None:
+    response = await client.post("/api/v2/jobs/", json=body)
+    assert response.status_code == 400
+    assert response.json() == errors
+    assert (await client.get("/api/v2/jobs/")).json()["count"] == 0
+
+
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [
+        ("GET", "/api/v2/jobs/42/"),
+        ("POST", "/api/v2/jobs/42/run/"),
+        ("POST", "/api/v2/jobs/42/cancel/"),
+        ("POST", "/api/v2/jobs/42/retry/"),
+        ("GET", "/api/v2/jobs/42/history/"),
+    ],
+)
+async def test_an_unknown_job_is_404(client: httpx.AsyncClient, method: str, path: str) -> None:
+    response = await client.request(method, path)
+    assert response.status_code == 404
+    assert response.json() == {"detail": "Not found."}
+
+
+@pytest.mark.parametrize("logs_limit", ["0", "5001", "many"])
+async def test_a_bad_logs_limit_is_400(client: httpx.AsyncClient, logs_limit: str) -> None:
+    job = (await client.post("/api/v2/jobs/", json=SEED_JOB)).json()
+    response = await client.get(f"/api/v2/jobs/{job['id']}/", params={"logs_limit": logs_limit})
+    assert response.status_code == 400
+    assert list(response.json()) == ["logs_limit"]
