@@ -10,50 +10,42 @@ from zoneinfo import ZoneInfo
 import httpx
 from fastapi import Depends, FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
-from pydantic import BaseModel, ConfigDict, Field
+from fastapi.responses import JSONResponse, Response
 
+from api.bodies import JobBody, check_references, field_errors, read_body, validated
 from api.bootstrap import Stack
+from api.errors import ApiError
 from api.job_json import JobRenderer
-from domain.commands import CancelJob, Command, CreateJob, RetryJob, RunJob
+from domain.commands import (
+    SPEC_FIELDS,
+    CancelJob,
+    Command,
+    CreateJob,
+    DeleteJob,
+    JobSpec,
+    RetryJob,
+    RunJob,
+    UpdateJob,
+)
 from domain.envelope import Outcome
-from domain.job_types import JobTypeKey
 from projections import views
 
 DEFAULT_PAGE_SIZE = 10
 LOGS_LIMIT = 1000
-CATALOG_FIELDS = {
-    "project_id": "projects",
-    "deployment_id": "deployments",
-    "source_image_collection_id": "collections",
-    "source_image_single_id": "captures",
-    "pipeline_id": "pipelines",
+# The body is read by hand (JSON, form or multipart), so its schema is declared here.
+JOB_BODY_DOC: dict[str, Any] = {
+    "requestBody": {
+        "content": {
+            media: {"schema": JobBody.model_json_schema()}
+            for media in (
+                "application/json",
+                "application/x-www-form-urlencoded",
+                "multipart/form-data",
+            )
+        },
+        "required": True,
+    }
 }
-
-
-class ApiError(Exception):
-    """An error answered in one of the body shapes Antenna's clients parse."""
-
-    def __init__(self, status_code: int, body: Any) -> None:
-        self.status_code = status_code
-        self.body = body
-
-
-class JobCreateBody(BaseModel):
-    """The writable fields of a job (CONTRACT.md section 4); read-only fields are ignored."""
-
-    model_config = ConfigDict(extra="ignore")
-
-    name: str = Field(min_length=1, max_length=255)
-    delay: int = Field(ge=0)
-    project_id: int = Field(gt=0)
-    limit: int | None = Field(default=None, ge=0)
-    shuffle: bool = True
-    deployment_id: int | None = None
-    source_image_collection_id: int | None = None
-    source_image_single_id: int | None = None
-    pipeline_id: int | None = None
-    job_type_key: JobTypeKey = "ml"
 
 
 def lenient_bool(value: str | None) -> bool:
@@ -77,11 +69,7 @@ def build_app(stack: Stack) -> FastAPI:
 
     @app.exception_handler(RequestValidationError)
     async def invalid_request(_: Request, error: RequestValidationError) -> JSONResponse:
-        fields: dict[str, list[str]] = {}
-        for problem in error.errors():
-            location = [str(p) for p in problem["loc"] if p not in ("body", "query", "path")]
-            fields.setdefault(".".join(location) or "non_field_errors", []).append(problem["msg"])
-        return JSONResponse(fields, status_code=400)
+        return JSONResponse(field_errors(list(error.errors())), status_code=400)
 
     def renderer(request: Request, format: str | None = None) -> JobRenderer:
         return JobRenderer(stack.catalog, str(request.base_url), time_zone, format == "api")
@@ -142,19 +130,17 @@ def build_app(stack: Stack) -> FastAPI:
             "user_permissions": [],
         }
 
-    @app.post("/api/v2/jobs/", status_code=201, summary="Create a job (start_now queues it)")
-    async def create_job(
-        body: JobCreateBody, render: Renderer, start_now: str | None = None
-    ) -> Any:
-        missing = {
-            field: [f'Invalid pk "{value}" - object does not exist.']
-            for field, kind in CATALOG_FIELDS.items()
-            if (value := getattr(body, field)) is not None
-            and stack.catalog.get(kind, value) is None
-        }
-        if missing:
-            raise ApiError(400, missing)
-        return await act(CreateJob(**body.model_dump(), start_now=lenient_bool(start_now)), render)
+    @app.post(
+        "/api/v2/jobs/",
+        status_code=201,
+        summary="Create a job (start_now queues it)",
+        openapi_extra=JOB_BODY_DOC,
+    )
+    async def create_job(request: Request, render: Renderer, start_now: str | None = None) -> Any:
+        spec = validated(JobBody, await read_body(request))
+        check_references(stack.catalog, spec)
+        command = CreateJob(**spec.model_dump(), start_now=lenient_bool(start_now))
+        return await act(command, render)
 
     @app.get("/api/v2/jobs/{job_id}/", summary="A job with its progress and logs")
     def get_job(
@@ -163,6 +149,49 @@ def build_app(stack: Stack) -> FastAPI:
         logs_limit: Annotated[int, Query(ge=1, le=5000)] = LOGS_LIMIT,
     ) -> dict[str, Any]:
         return read_job(job_id, render, logs_limit)
+
+    @app.put(
+        "/api/v2/jobs/{job_id}/",
+        summary="Replace a job's writable fields",
+        openapi_extra=JOB_BODY_DOC,
+    )
+    async def replace_job(job_id: int, request: Request, render: Renderer) -> Any:
+        spec = validated(JobBody, await read_body(request))
+        return await update(job_id, spec, set(SPEC_FIELDS), render)
+
+    @app.patch(
+        "/api/v2/jobs/{job_id}/",
+        summary="Change some of a job's writable fields",
+        openapi_extra=JOB_BODY_DOC,
+    )
+    async def change_job(job_id: int, request: Request, render: Renderer) -> Any:
+        data = await read_body(request)
+        current = current_view(job_id)
+        spec = validated(JobBody, {**current, **data})
+        return await update(job_id, spec, set(data) & SPEC_FIELDS, render)
+
+    async def update(job_id: int, spec: JobSpec, fields: set[str], render: JobRenderer) -> Any:
+        current_view(job_id)
+        check_references(stack.catalog, spec)
+        changes = spec.model_dump(include=fields)
+        return await act(UpdateJob(job_id=job_id, changes=changes), render)
+
+    @app.delete(
+        "/api/v2/jobs/{job_id}/", status_code=204, summary="Delete a job (its history stays)"
+    )
+    async def delete_job(job_id: int) -> Response:
+        outcome = await send(DeleteJob(job_id=job_id))
+        if not outcome.accepted:
+            raise ApiError(404, {"detail": "Not found."})
+        await wait_for_projection(outcome.position)
+        return Response(status_code=204)
+
+    def current_view(job_id: int) -> dict[str, Any]:
+        with stack.read_store.reading() as db:
+            view = views.job_view(db, job_id)
+        if view is None:
+            raise ApiError(404, {"detail": "Not found."})
+        return view
 
     @app.post("/api/v2/jobs/{job_id}/run/", summary="Queue a job")
     async def run_job(job_id: int, render: Renderer) -> Any:

@@ -3,7 +3,7 @@
 from typing import Any, Literal
 from uuid import uuid4
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from domain.job_types import JobTypeKey
 from domain.statuses import JobStatus
@@ -13,6 +13,13 @@ LogLevel = Literal["INFO", "WARNING", "ERROR", "CRITICAL"]
 
 def new_command_id() -> str:
     return uuid4().hex
+
+
+def validation_reason(error: ValidationError) -> str:
+    """One line naming each invalid field and what is wrong with it."""
+    return "; ".join(
+        f"{'.'.join(map(str, e['loc'])) or 'body'}: {e['msg']}" for e in error.errors()
+    )
 
 
 class Command(BaseModel):
@@ -34,7 +41,9 @@ class RunnerReport(JobCommand):
     runner: str = Field(min_length=1, max_length=128)
 
 
-class CreateJob(Command):
+class JobSpec(BaseModel):
+    """The writable fields of a job (CONTRACT.md section 4)."""
+
     name: str = Field(min_length=1, max_length=255)
     delay: int = Field(default=0, ge=0)
     limit: int | None = Field(default=None, ge=0)
@@ -45,7 +54,30 @@ class CreateJob(Command):
     source_image_single_id: int | None = None
     pipeline_id: int | None = None
     job_type_key: JobTypeKey = "ml"
+
+
+SPEC_FIELDS = frozenset(JobSpec.model_fields)
+
+
+class CreateJob(JobSpec, Command):
     start_now: bool = False
+
+
+class UpdateJob(JobCommand):
+    """Set some writable fields; the job's stages and dispatch mode stay as they are."""
+
+    changes: dict[str, Any]
+
+    @field_validator("changes")
+    @classmethod
+    def only_writable_fields(cls, changes: dict[str, Any]) -> dict[str, Any]:
+        if unknown := set(changes) - SPEC_FIELDS:
+            raise ValueError(f"not writable: {', '.join(sorted(unknown))}")
+        return changes
+
+
+class DeleteJob(JobCommand):
+    """Drop the job from the views; its history stays in the event store."""
 
 
 class RunJob(JobCommand):
@@ -89,6 +121,8 @@ COMMANDS: dict[str, type[Command]] = {
     cls.__name__: cls
     for cls in (
         CreateJob,
+        UpdateJob,
+        DeleteJob,
         RunJob,
         CancelJob,
         RetryJob,

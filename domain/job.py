@@ -10,15 +10,21 @@ from uuid import NAMESPACE_URL, UUID, uuid5
 
 from eventsourcing.domain import Aggregate, event
 
+from pydantic import ValidationError
+
 from domain.commands import (
+    SPEC_FIELDS,
     AppendLog,
     ClaimJob,
     Command,
     ConfirmCancelled,
     CreateJob,
     FinishJob,
+    JobSpec,
     ReportProgress,
     RunnerReport,
+    UpdateJob,
+    validation_reason,
 )
 from domain.job_types import dispatch_mode_for, initial_stages
 from domain.progress import (
@@ -135,6 +141,16 @@ class Job(Aggregate):
         command: str
         reason: str
 
+    class JobUpdated(JobEvent):
+        changes: dict[str, Any]
+
+        def mutate_job(self, job: "Job") -> None:
+            job.spec = {**job.spec, **self.changes}
+
+    class JobDeleted(JobEvent):
+        def mutate_job(self, job: "Job") -> None:
+            job.deleted = True
+
     def __init__(
         self,
         command_id: str,
@@ -152,6 +168,7 @@ class Job(Aggregate):
         self.status = JobStatus.CREATED
         self.attempt = 1
         self.runner: str | None = None
+        self.deleted = False
         self.started_at: datetime | None = None
         self.finished_at: datetime | None = None
         self.applied_commands: dict[str, int] = {command_id: 1}
@@ -188,6 +205,19 @@ class Job(Aggregate):
         return command.command_id in self.applied_commands
 
     # Commands from clients.
+
+    def update(self, command: UpdateJob) -> None:
+        """Change writable fields; the whole spec must stay valid. Stages are not rebuilt."""
+        try:
+            spec = JobSpec.model_validate({**self.spec, **command.changes}).model_dump()
+        except ValidationError as error:
+            raise Refused(validation_reason(error)) from None
+        changes = {key: value for key, value in spec.items() if self.spec.get(key) != value}
+        if changes:
+            self.trigger_event(self.JobUpdated, changes=changes, **cause_of(command))
+
+    def delete(self, command: Command) -> None:
+        self.trigger_event(self.JobDeleted, **cause_of(command))
 
     def run(self, command: Command) -> None:
         """Queue a CREATED job; from a final status a run is a retry."""

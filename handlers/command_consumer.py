@@ -16,7 +16,7 @@ from nats.js import JetStreamContext
 from pydantic import ValidationError
 
 from domain.commands import COMMANDS as COMMANDS_BY_NAME
-from domain.commands import Command
+from domain.commands import Command, validation_reason
 from domain.envelope import Outcome
 from handlers.command_handler import CommandHandler
 from infra.bus import COMMANDS_STREAM, MSG_ID_HEADER, outcome_subject
@@ -43,10 +43,8 @@ def parse_command(msg: Msg) -> Command | Outcome:
     try:
         return command_class.model_validate_json(msg.data)
     except ValidationError as error:
-        problems = "; ".join(
-            f"{'.'.join(map(str, e['loc'])) or 'body'}: {e['msg']}" for e in error.errors()
-        )
-        return Outcome(command_id=command_id, command=name, accepted=False, reason=problems)
+        reason = validation_reason(error)
+        return Outcome(command_id=command_id, command=name, accepted=False, reason=reason)
 
 
 class CommandConsumer:

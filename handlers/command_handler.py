@@ -23,11 +23,13 @@ from domain.commands import (
     Command,
     ConfirmCancelled,
     CreateJob,
+    DeleteJob,
     FinishJob,
     JobCommand,
     ReportProgress,
     RetryJob,
     RunJob,
+    UpdateJob,
 )
 from domain.envelope import Outcome
 from domain.job import (
@@ -44,6 +46,8 @@ from infra.event_store import EventStore
 log = logging.getLogger(__name__)
 
 ROUTES: dict[type[Command], Callable[[Job, Any], None]] = {
+    UpdateJob: Job.update,
+    DeleteJob: Job.delete,
     RunJob: Job.run,
     CancelJob: Job.cancel,
     RetryJob: Job.retry,
@@ -123,7 +127,7 @@ class CommandHandler:
             return self._create(command)
         assert isinstance(command, JobCommand)
         job = self._load_job(command.job_id)
-        if job is None:
+        if job is None or job.deleted:
             return _Applied(_refused(command, f"Job {command.job_id} does not exist"))
         if job.has_applied(command):
             return _Applied(_outcome(command, job, duplicate=True))

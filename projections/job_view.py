@@ -64,11 +64,16 @@ def job_retried(view: JobView, event: EventEnvelope) -> JobView:
     return {**view, "attempt": event.data["attempt"], "progress": event.data["progress"]}
 
 
+def job_updated(view: JobView, event: EventEnvelope) -> JobView:
+    return {**view, **event.data["changes"]}
+
+
 def unchanged(view: JobView, _: EventEnvelope) -> JobView:
     return view
 
 
 APPLIERS: dict[str, Callable[[Any, EventEnvelope], JobView]] = {
+    "JobUpdated": job_updated,
     "JobCreated": job_created,
     "StatusChanged": status_changed,
     "StageProgressed": stage_progressed,
@@ -81,7 +86,9 @@ APPLIERS: dict[str, Callable[[Any, EventEnvelope], JobView]] = {
 ROW_UNTOUCHED = frozenset({"LogAppended", "CommandRefused"})
 
 
-def apply(view: JobView | None, event: EventEnvelope) -> JobView:
-    """The view after `event`, with the version and update time it brings."""
+def apply(view: JobView | None, event: EventEnvelope) -> JobView | None:
+    """The view after `event`, with the version and update time it brings; None once deleted."""
+    if event.type == "JobDeleted":
+        return None
     changed = APPLIERS[event.type](view, event)
     return {**changed, "version": event.version, "updated_at": _iso(event.occurred_at)}

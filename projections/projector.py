@@ -84,6 +84,9 @@ def apply_batch(
             " VALUES (?, ?, ?, ?, ?)",
             logs,
         )
+        deleted = [(job_id,) for job_id, view in views.items() if view is None]
+        db.executemany("DELETE FROM jobs WHERE job_id = ?", deleted)
+        db.executemany("DELETE FROM job_logs WHERE job_id = ?", deleted)
         db.execute(
             "INSERT INTO projection_position (name, position, stream_seq) VALUES (?, ?, ?)"
             " ON CONFLICT (name) DO UPDATE SET position = excluded.position,"

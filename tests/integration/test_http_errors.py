@@ -9,12 +9,24 @@ from tests.conftest import SEED_JOB
 @pytest.mark.parametrize(
     ("body", "errors"),
     [
-        ({**SEED_JOB, "name": ""}, {"name": ["String should have at least 1 character"]}),
-        ({k: v for k, v in SEED_JOB.items() if k != "delay"}, {"delay": ["Field required"]}),
+        ({**SEED_JOB, "name": ""}, {"name": ["This field may not be blank."]}),
+        (
+            {k: v for k, v in SEED_JOB.items() if k != "delay"},
+            {"delay": ["This field is required."]},
+        ),
         (
             {**SEED_JOB, "delay": "ten"},
-            {"delay": ["Input should be a valid integer, unable to parse string as an integer"]},
+            {"delay": ["A valid integer is required."]},
         ),
+        (
+            {**SEED_JOB, "delay": -1},
+            {"delay": ["Ensure this value is greater than or equal to 0."]},
+        ),
+        (
+            {**SEED_JOB, "name": "n" * 256},
+            {"name": ["Ensure this field has no more than 255 characters."]},
+        ),
+        ({**SEED_JOB, "shuffle": "perhaps"}, {"shuffle": ["Must be a valid boolean."]}),
         (
             {**SEED_JOB, "pipeline_id": 999},
             {"pipeline_id": ['Invalid pk "999" - object does not exist.']},
@@ -27,8 +39,9 @@ from tests.conftest import SEED_JOB
             {**SEED_JOB, "job_type_key": "bake"},
             {
                 "job_type_key": [
-                    "Input should be 'ml', 'populate_captures_collection', 'data_storage_sync',"
-                    " 'regroup_events', 'data_export', 'post_processing' or 'unknown'"
+                    "\"bake\" is not a valid choice. Allowed: 'ml', 'populate_captures_collection',"
+                    " 'data_storage_sync', 'regroup_events', 'data_export', 'post_processing'"
+                    " or 'unknown'."
                 ]
             },
         ),
@@ -65,3 +78,18 @@ async def test_a_bad_logs_limit_is_400(client: httpx.AsyncClient, logs_limit: st
     response = await client.get(f"/api/v2/jobs/{job['id']}/", params={"logs_limit": logs_limit})
     assert response.status_code == 400
     assert list(response.json()) == ["logs_limit"]
+
+
+async def test_a_body_that_is_not_json_is_400(client: httpx.AsyncClient) -> None:
+    response = await client.post(
+        "/api/v2/jobs/", content=b'{"name": ', headers={"content-type": "application/json"}
+    )
+    assert response.status_code == 400
+    assert list(response.json()) == ["detail"]
+    assert response.json()["detail"].startswith("JSON parse error - ")
+
+
+async def test_a_body_that_is_a_list_is_400(client: httpx.AsyncClient) -> None:
+    response = await client.post("/api/v2/jobs/", json=[SEED_JOB])
+    assert response.status_code == 400
+    assert response.json() == {"non_field_errors": ["Invalid data. Expected a dictionary."]}

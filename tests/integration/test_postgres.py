@@ -52,7 +52,5 @@ async def test_the_main_job_runs_on_a_postgresql_event_store(
         assert differences(stack.read_store, rebuilt) == []
 
     with psycopg.connect(POSTGRES_URL) as db:
-        stored = db.execute(
-            f"SELECT count(*) FROM {postgres_schema}.jobledger_events"
-        ).fetchone()
+        stored = db.execute(f"SELECT count(*) FROM {postgres_schema}.jobledger_events").fetchone()
     assert stored is not None and stored[0] > 10

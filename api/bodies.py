@@ -1,0 +1,110 @@
+"""Request bodies as Antenna's clients send them: JSON, form-urlencoded or multipart.
+
+Validation errors come back as DRF does it, `{"field": ["message"]}`, in DRF's words,
+so that clients written against Antenna show them unchanged.
+"""
+
+import json
+from typing import Any, TypeVar
+
+from fastapi import Request
+from pydantic import BaseModel, Field, ValidationError
+from pydantic_core import ErrorDetails
+
+from api.errors import ApiError
+from domain.commands import JobSpec
+from infra.catalog import Catalog
+
+Body = TypeVar("Body", bound=BaseModel)
+
+# Which catalog kind each reference field points into.
+REFERENCES = {
+    "project_id": "projects",
+    "deployment_id": "deployments",
+    "source_image_collection_id": "collections",
+    "source_image_single_id": "captures",
+    "pipeline_id": "pipelines",
+}
+NULLABLE_IN_FORMS = frozenset(REFERENCES) - {"project_id"} | {"limit"}
+
+
+class JobBody(JobSpec):
+    """A job as written over HTTP: `delay` is required there (CONTRACT.md section 4)."""
+
+    delay: int = Field(ge=0)
+
+
+async def read_body(request: Request) -> dict[str, Any]:
+    """The body's fields, whatever its content type."""
+    content_type = request.headers.get("content-type", "")
+    if content_type.startswith(("application/x-www-form-urlencoded", "multipart/form-data")):
+        form = await request.form()
+        return {
+            key: None if key in NULLABLE_IN_FORMS and value == "" else value
+            for key, value in form.items()
+            if isinstance(value, str)
+        }
+    raw = await request.body()
+    if not raw.strip():
+        return {}
+    try:
+        data = json.loads(raw)
+    except ValueError as error:
+        raise ApiError(400, {"detail": f"JSON parse error - {error}"}) from None
+    if not isinstance(data, dict):
+        raise ApiError(400, {"non_field_errors": ["Invalid data. Expected a dictionary."]})
+    return data
+
+
+def validated(model: type[Body], data: dict[str, Any]) -> Body:
+    try:
+        return model.model_validate(data)
+    except ValidationError as error:
+        raise ApiError(400, field_errors(error.errors())) from None
+
+
+def field_errors(errors: list[ErrorDetails]) -> dict[str, list[str]]:
+    fields: dict[str, list[str]] = {}
+    for error in errors:
+        location = [str(part) for part in error["loc"] if part not in ("body", "query", "path")]
+        fields.setdefault(".".join(location) or "non_field_errors", []).append(drf_message(error))
+    return fields
+
+
+def drf_message(error: ErrorDetails) -> str:
+    context = error.get("ctx", {})
+    match error["type"]:
+        case "missing":
+            return "This field is required."
+        case "int_parsing" | "int_type" | "int_from_float":
+            return "A valid integer is required."
+        case "bool_parsing" | "bool_type":
+            return "Must be a valid boolean."
+        case "string_type":
+            return "Not a valid string."
+        case "string_too_short":
+            return "This field may not be blank."
+        case "string_too_long":
+            return f"Ensure this field has no more than {context['max_length']} characters."
+        case "greater_than_equal":
+            return f"Ensure this value is greater than or equal to {context['ge']}."
+        case "greater_than":
+            return f"Ensure this value is greater than or equal to {context['gt'] + 1}."
+        case "less_than_equal":
+            return f"Ensure this value is less than or equal to {context['le']}."
+        case "literal_error":
+            return f'"{error["input"]}" is not a valid choice. Allowed: {context["expected"]}.'
+        case "none_required" | "null":
+            return "This field may not be null."
+    return str(error["msg"])
+
+
+def check_references(catalog: Catalog, spec: JobSpec) -> None:
+    """Every referenced object exists (400 naming the field, in DRF's words, if not)."""
+    missing = {
+        field: [f'Invalid pk "{value}" - object does not exist.']
+        for field, kind in REFERENCES.items()
+        if (value := getattr(spec, field)) is not None and catalog.get(kind, value) is None
+    }
+    if missing:
+        raise ApiError(400, missing)
