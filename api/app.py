@@ -4,19 +4,25 @@ import asyncio
 import contextlib
 import time
 from collections.abc import AsyncIterator
+from dataclasses import replace
+from datetime import UTC, datetime
 from typing import Annotated, Any
 from zoneinfo import ZoneInfo
 
 import httpx
-from fastapi import Depends, FastAPI, Query, Request
+from fastapi import Depends, FastAPI, Header, Query, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import JSONResponse, RedirectResponse, Response
+from starlette.types import ASGIApp, Receive, Scope, Send
 
+from api.auth import caller, require
 from api.bodies import JobBody, check_references, field_errors, read_body, validated
 from api.bootstrap import Stack
-from api.errors import ApiError
+from api.errors import NOT_FOUND, ApiError
 from api.job_json import JobRenderer
+from api.list_query import OPENAPI_PARAMETERS, lenient_bool, list_query
 from domain.commands import (
+    MAX_ID,
     SPEC_FIELDS,
     CancelJob,
     Command,
@@ -28,9 +34,12 @@ from domain.commands import (
     UpdateJob,
 )
 from domain.envelope import Outcome
+from domain.permissions import User, run_permission
+from infra.catalog import Catalog
 from projections import views
+from projections.job_view import JobView
+from projections.views import JobQuery
 
-DEFAULT_PAGE_SIZE = 10
 LOGS_LIMIT = 1000
 # The body is read by hand (JSON, form or multipart), so its schema is declared here.
 JOB_BODY_DOC: dict[str, Any] = {
@@ -48,39 +57,47 @@ JOB_BODY_DOC: dict[str, Any] = {
 }
 
 
-def lenient_bool(value: str | None) -> bool:
-    """Antenna's query booleans: absent false, empty true, false/0 false, anything else true."""
-    if value is None:
-        return False
-    return value.strip().lower() not in ("false", "0")
-
-
 def build_app(stack: Stack) -> FastAPI:
     app = FastAPI(
         title="jobledger",
         description="An event-sourced job system with Antenna's jobs API.",
         version="0.1.0",
     )
+    app.add_middleware(AppendSlash)
     time_zone = ZoneInfo(stack.settings.time_zone)
 
     @app.exception_handler(ApiError)
     async def api_error(_: Request, error: ApiError) -> JSONResponse:
-        return JSONResponse(error.body, status_code=error.status_code)
+        return JSONResponse(error.body, status_code=error.status_code, headers=error.headers)
 
     @app.exception_handler(RequestValidationError)
     async def invalid_request(_: Request, error: RequestValidationError) -> JSONResponse:
         return JSONResponse(field_errors(list(error.errors())), status_code=400)
 
-    def renderer(request: Request, format: str | None = None) -> JobRenderer:
-        return JobRenderer(stack.catalog, str(request.base_url), time_zone, format == "api")
+    def authenticated(authorization: Annotated[str | None, Header()] = None) -> User:
+        return caller(stack.users, authorization)
+
+    Caller = Annotated[User, Depends(authenticated)]
+
+    def renderer(request: Request, user: Caller, format: str | None = None) -> JobRenderer:
+        base_url = str(request.base_url)
+        return JobRenderer(stack.catalog, base_url, time_zone, format == "api", user)
 
     Renderer = Annotated[JobRenderer, Depends(renderer)]
 
-    def read_job(job_id: int, render: JobRenderer, logs_limit: int = LOGS_LIMIT) -> dict[str, Any]:
+    def visible_view(job_id: int, user: User) -> dict[str, Any]:
+        """The job's view, or 404 when there is none or the caller may not see its project."""
+        if not 0 < job_id <= MAX_ID:
+            raise ApiError(404, NOT_FOUND)
         with stack.read_store.reading() as db:
             view = views.job_view(db, job_id)
-            if view is None:
-                raise ApiError(404, {"detail": "Not found."})
+        if view is None or not stack.catalog.visible(user, view["project_id"]):
+            raise ApiError(404, NOT_FOUND)
+        return view
+
+    def read_job(job_id: int, render: JobRenderer, logs_limit: int = LOGS_LIMIT) -> dict[str, Any]:
+        view = visible_view(job_id, render.user)
+        with stack.read_store.reading() as db:
             return render.job(view, views.job_logs(db, job_id, logs_limit))
 
     async def wait_for_projection(position: int | None) -> None:
@@ -104,31 +121,43 @@ def build_app(stack: Stack) -> FastAPI:
     async def act(command: Command, render: JobRenderer, refusal_status: int | None = 400) -> Any:
         outcome = await send(command)
         if outcome.job_id is None or outcome.version is None:
-            raise ApiError(404, {"detail": "Not found."})
+            raise ApiError(404, NOT_FOUND)
         if not outcome.accepted and refusal_status is not None:
             raise ApiError(refusal_status, [outcome.reason])
         await wait_for_projection(outcome.position)
         return read_job(outcome.job_id, render)
 
-    @app.get("/api/v2/jobs/", summary="List jobs, newest first")
-    def list_jobs(
-        request: Request,
-        render: Renderer,
-        limit: Annotated[str | None, Query()] = None,
-        offset: Annotated[str | None, Query()] = None,
-    ) -> dict[str, Any]:
-        page_size = _positive_or(limit, DEFAULT_PAGE_SIZE, minimum=1)
-        start = _positive_or(offset, 0, minimum=0)
+    @app.get(
+        "/api/v2/jobs/",
+        summary="List jobs, newest first",
+        openapi_extra={"parameters": OPENAPI_PARAMETERS},
+    )
+    def list_jobs(request: Request, render: Renderer) -> dict[str, Any]:
+        params = request.query_params
         with stack.read_store.reading() as db:
-            count, page = views.job_page(db, page_size, start)
-        following, preceding = start + page_size, max(start - page_size, 0)
+            pipeline_ids = views.pipeline_ids(db)
+            query = list_query(params, stack.catalog, pipeline_ids, datetime.now(UTC))
+            hidden = stack.catalog.hidden_projects(render.user)
+            count, page = views.job_page(db, replace(query, hidden_project_ids=hidden))
+        following, preceding = query.offset + query.limit, query.offset - query.limit
+        ids_only = lenient_bool(params.get("ids_only"))
         return {
             "count": count,
-            "next": _page_url(request, page_size, following) if following < count else None,
-            "previous": _page_url(request, page_size, preceding) if start > 0 else None,
-            "results": [render.job(view, None) for view in page],
-            "user_permissions": [],
+            "next": _page_url(request, query.limit, following) if following < count else None,
+            "previous": _page_url(request, query.limit, preceding) if query.offset > 0 else None,
+            "results": [
+                _id_and_slug(view, stack.catalog) if ids_only else render.job(view, None)
+                for view in page
+            ],
+            "user_permissions": ["create"] if may_create(render.user, query) else [],
         }
+
+    def may_create(user: User, query: JobQuery) -> bool:
+        """The page offers "create" for the project of `project_id` (or anywhere to superusers)."""
+        project_id = dict(query.equal).get("project_id")
+        return user.is_superuser or (
+            isinstance(project_id, int) and user.can("create_job", project_id)
+        )
 
     @app.post(
         "/api/v2/jobs/",
@@ -138,8 +167,13 @@ def build_app(stack: Stack) -> FastAPI:
     )
     async def create_job(request: Request, render: Renderer, start_now: str | None = None) -> Any:
         spec = validated(JobBody, await read_body(request))
+        require(render.user, "create_job", spec.project_id)
+        run_now = lenient_bool(start_now)
+        if run_now:
+            single = spec.source_image_single_id is not None
+            require(render.user, run_permission(spec.job_type_key, single), spec.project_id)
         check_references(stack.catalog, spec)
-        command = CreateJob(**spec.model_dump(), start_now=lenient_bool(start_now))
+        command = CreateJob(**spec.model_dump(), start_now=run_now, actor=render.user.email)
         return await act(command, render)
 
     @app.get("/api/v2/jobs/{job_id}/", summary="A job with its progress and logs")
@@ -166,72 +200,109 @@ def build_app(stack: Stack) -> FastAPI:
     )
     async def change_job(job_id: int, request: Request, render: Renderer) -> Any:
         data = await read_body(request)
-        current = current_view(job_id)
+        current = visible_view(job_id, render.user)
         spec = validated(JobBody, {**current, **data})
         return await update(job_id, spec, set(data) & SPEC_FIELDS, render)
 
     async def update(job_id: int, spec: JobSpec, fields: set[str], render: JobRenderer) -> Any:
-        current_view(job_id)
+        view = visible_view(job_id, render.user)
+        require(render.user, "update_job", view["project_id"])
         check_references(stack.catalog, spec)
         changes = spec.model_dump(include=fields)
-        return await act(UpdateJob(job_id=job_id, changes=changes), render)
+        return await act(UpdateJob(job_id=job_id, changes=changes, actor=render.user.email), render)
 
     @app.delete(
         "/api/v2/jobs/{job_id}/", status_code=204, summary="Delete a job (its history stays)"
     )
-    async def delete_job(job_id: int) -> Response:
-        outcome = await send(DeleteJob(job_id=job_id))
+    async def delete_job(job_id: int, user: Caller) -> Response:
+        require(user, "delete_job", visible_view(job_id, user)["project_id"])
+        outcome = await send(DeleteJob(job_id=job_id, actor=user.email))
         if not outcome.accepted:
-            raise ApiError(404, {"detail": "Not found."})
+            raise ApiError(404, NOT_FOUND)
         await wait_for_projection(outcome.position)
         return Response(status_code=204)
 
-    def current_view(job_id: int) -> dict[str, Any]:
-        with stack.read_store.reading() as db:
-            view = views.job_view(db, job_id)
-        if view is None:
-            raise ApiError(404, {"detail": "Not found."})
-        return view
+    def may_run(job_id: int, user: User) -> None:
+        """run, cancel and retry check the job type's run permission on the job's project."""
+        view = visible_view(job_id, user)
+        single = view["source_image_single_id"] is not None
+        require(user, run_permission(view["job_type_key"], single), view["project_id"])
 
     @app.post("/api/v2/jobs/{job_id}/run/", summary="Queue a job")
     async def run_job(job_id: int, render: Renderer) -> Any:
-        return await act(RunJob(job_id=job_id), render)
+        may_run(job_id, render.user)
+        return await act(RunJob(job_id=job_id, actor=render.user.email), render)
 
     @app.post("/api/v2/jobs/{job_id}/cancel/", summary="Cancel a job")
     async def cancel_job(job_id: int, render: Renderer) -> Any:
+        may_run(job_id, render.user)
         # Cancelling a job that has ended answers with the job unchanged (CONTRACT.md 16).
-        return await act(CancelJob(job_id=job_id), render, refusal_status=None)
+        command = CancelJob(job_id=job_id, actor=render.user.email)
+        return await act(command, render, refusal_status=None)
 
     @app.post("/api/v2/jobs/{job_id}/retry/", summary="Run an ended job again as a new attempt")
     async def retry_job(job_id: int, render: Renderer) -> Any:
-        return await act(RetryJob(job_id=job_id), render)
+        may_run(job_id, render.user)
+        return await act(RetryJob(job_id=job_id, actor=render.user.email), render)
 
     @app.get("/api/v2/jobs/{job_id}/history/", summary="Every event of a job, in order")
-    async def job_history(job_id: int) -> list[dict[str, Any]]:
+    async def job_history(job_id: int, user: Caller) -> list[dict[str, Any]]:
         history = await asyncio.to_thread(stack.event_store.job_history, job_id)
-        if not history:
-            raise ApiError(404, {"detail": "Not found."})
+        if not history or not stack.catalog.visible(user, history[0].data["spec"]["project_id"]):
+            raise ApiError(404, NOT_FOUND)
         return [event.model_dump(mode="json", exclude={"position"}) for event in history]
 
     return app
 
 
 @contextlib.asynccontextmanager
-async def in_process_client(stack: Stack) -> AsyncIterator[httpx.AsyncClient]:
+async def in_process_client(
+    stack: Stack, token: str | None = None
+) -> AsyncIterator[httpx.AsyncClient]:
     """An HTTP client of the API served in this process, without a socket."""
     transport = httpx.ASGITransport(app=build_app(stack))
-    async with httpx.AsyncClient(transport=transport, base_url="http://localhost:8000") as client:
+    headers = {"Authorization": f"Token {token}"} if token else {}
+    async with httpx.AsyncClient(
+        transport=transport, base_url="http://localhost:8000", headers=headers
+    ) as client:
         yield client
 
 
-def _positive_or(value: str | None, default: int, minimum: int) -> int:
-    """Antenna's paging: an invalid or out-of-range value silently means the default."""
-    try:
-        number = int(value) if value is not None else default
-    except ValueError:
-        return default
-    return number if number >= minimum else default
+class AppendSlash:
+    """GET or HEAD of an /api/v2/ path without its trailing slash: 301 to the path with it,
+    query kept, as Django does (CONTRACT.md section 1; the worker polls `/api/v2/jobs?…`)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        path = scope.get("path", "")
+        if (
+            scope["type"] == "http"
+            and scope["method"] in ("GET", "HEAD")
+            and path.startswith("/api/v2/")
+            and not path.endswith("/")
+        ):
+            query = scope["query_string"].decode("latin-1")
+            location = f"{path}/?{query}" if query else f"{path}/"
+            await RedirectResponse(location, status_code=301)(scope, receive, send)
+            return
+        await self.app(scope, receive, send)
+
+
+def _id_and_slug(view: JobView, catalog: Catalog) -> dict[str, Any]:
+    """A job as the worker's poll (`ids_only`) lists it."""
+    pipeline = catalog.get("pipelines", view["pipeline_id"])
+    return {
+        "id": view["id"],
+        "pipeline_slug": pipeline["slug"] if pipeline else None,
+        "user_permissions": [],
+    }
 
 
 def _page_url(request: Request, limit: int, offset: int) -> str:
-    return str(request.url.include_query_params(limit=limit, offset=offset))
+    """Another page of the list; without `offset` for the first, as DRF links it."""
+    url = request.url.include_query_params(limit=limit)
+    if offset > 0:
+        return str(url.include_query_params(offset=offset))
+    return str(url.remove_query_params("offset"))

@@ -96,6 +96,8 @@ def drf_message(error: ErrorDetails) -> str:
             return f'"{error["input"]}" is not a valid choice. Allowed: {context["expected"]}.'
         case "none_required" | "null":
             return "This field may not be null."
+        case "value_error":
+            return str(context.get("error", error["msg"]))
     return str(error["msg"])
 
 

@@ -20,6 +20,7 @@ from infra.embedded_nats import embedded_nats
 from infra.event_store import EventStore, open_event_store
 from infra.read_store import ReadStore
 from infra.settings import Settings
+from infra.users import Users
 from projections.projector import Projector
 
 log = logging.getLogger(__name__)
@@ -46,6 +47,7 @@ class Stack:
     event_store: EventStore
     read_store: ReadStore
     catalog: Catalog
+    users: Users
     nats_url: str
     relay: EventRelay | None = None
     projector: Projector | None = None
@@ -118,6 +120,7 @@ async def running_stack(
             event_store=event_store,
             read_store=ReadStore(settings.read_store_path),
             catalog=Catalog(settings.catalog_path),
+            users=Users(settings.users_path),
             nats_url=url,
         )
         await broker.connect()

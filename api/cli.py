@@ -4,6 +4,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import socket
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Annotated, Any
 
@@ -18,10 +19,12 @@ from rich.table import Table
 from api.app import build_app, in_process_client
 from api.bootstrap import ALL_ROLES, Role, Stack, running_stack
 from domain.envelope import EventEnvelope
+from domain.permissions import ProjectRole, User
 from domain.statuses import FINAL
 from infra.bus import EVENTS_STREAM, event_subject, jetstream
 from infra.catalog import SEED_CATALOG
 from infra.settings import Settings
+from infra.users import Users
 
 app = typer.Typer(help="jobledger: an event-sourced job system on NATS JetStream.")
 console = Console()
@@ -44,10 +47,23 @@ def run(coroutine: Callable[[], Awaitable[None]]) -> None:
         asyncio.run(coroutine())  # type: ignore[arg-type]
 
 
+def ensure_free(host: str, port: int) -> None:
+    """Fail before starting anything when the API's address is taken."""
+    with socket.socket() as probe:
+        try:
+            probe.bind((host, port))
+        except OSError as error:
+            console.print(
+                f"[red]{host}:{port} is not free ({error.strerror}); set JOBLEDGER_API_PORT"
+            )
+            raise typer.Exit(1) from None
+
+
 @app.command()
 def serve() -> None:
     """Run everything in one process (embedded NATS unless JOBLEDGER_NATS_URL) until Ctrl-C."""
     settings = Settings()
+    ensure_free(settings.api_host, settings.api_port)
 
     async def serving() -> None:
         async with running_stack(settings) as stack:
@@ -70,7 +86,7 @@ def demo(delay: Annotated[int, typer.Option(min=1, help="seconds the test job ru
     async def demonstrating() -> None:
         async with running_stack(settings) as stack:
             stack.catalog.add(SEED_CATALOG)
-            async with in_process_client(stack) as client:
+            async with in_process_client(stack, stack.users.operator_token()) as client:
                 created = await call(
                     client.post(
                         "/api/v2/jobs/",
@@ -178,7 +194,10 @@ async def api_client(url: str | None) -> AsyncIterator[httpx.AsyncClient]:
     """A client of the running `serve`, or of an embedded stack started for this command."""
     settings = Settings()
     target = url or f"http://{settings.api_host}:{settings.api_port}"
-    async with httpx.AsyncClient(base_url=target, timeout=30) as client:
+    # Without a token of its own the CLI acts as this data dir's local operator.
+    token = settings.token or Users(settings.users_path).operator_token()
+    headers = {"Authorization": f"Token {token}"}
+    async with httpx.AsyncClient(base_url=target, timeout=30, headers=headers) as client:
         try:
             await client.get("/api/v2/jobs/", params={"limit": 1})
         except httpx.TransportError:
@@ -190,7 +209,7 @@ async def api_client(url: str | None) -> AsyncIterator[httpx.AsyncClient]:
     # Jobs queued here wait for a runner: the next `jobledger serve` runs them.
     async with (
         running_stack(settings, ALL_ROLES - {Role.RUNNER}) as stack,
-        in_process_client(stack) as client,
+        in_process_client(stack, stack.users.operator_token()) as client,
     ):
         yield client
 
@@ -211,6 +230,50 @@ def show_json(
             console.print_json(data=await call(request(client)))
 
     run(calling)
+
+
+users = typer.Typer(help="Users, their tokens and their roles per project.")
+app.add_typer(users, name="users")
+
+
+def user_line(user: User) -> str:
+    roles = ", ".join(f"{project}: {role}" for project, role in sorted(user.roles.items()))
+    return f"{user.email}{' (superuser)' if user.is_superuser else ''}  {roles}"
+
+
+@users.command("add")
+def add_user(
+    email: str, superuser: Annotated[bool, typer.Option(help="may do everything")] = False
+) -> None:
+    """Add a user (or change whether it is a superuser) and print a new token for it."""
+    store = Users(Settings().users_path)
+    console.print(user_line(store.add(email, superuser)))
+    console.print(f"token: {store.new_token(email)}")
+
+
+@users.command("token")
+def new_token(email: str) -> None:
+    """Print a new token for a user."""
+    print(Users(Settings().users_path).new_token(email))
+
+
+@users.command("grant")
+def grant(email: str, project: int, role: ProjectRole) -> None:
+    """Give a user a role on a project: viewer, member, worker or owner."""
+    console.print(user_line(Users(Settings().users_path).grant(email, project, role)))
+
+
+@users.command("revoke")
+def revoke(email: str, project: int) -> None:
+    """Take a user's role on a project away."""
+    console.print(user_line(Users(Settings().users_path).revoke(email, project)))
+
+
+@users.command("ls")
+def list_users() -> None:
+    """List users and their roles."""
+    for user in Users(Settings().users_path).all():
+        console.print(user_line(user))
 
 
 @app.command()

@@ -5,6 +5,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from domain.job_types import JOB_TYPE_NAMES
+from domain.permissions import User, job_permissions
 from infra.catalog import Catalog
 from projections.job_view import JobView
 
@@ -15,8 +16,9 @@ class JobRenderer:
     """Renders views for one request: URLs on its base, times in the configured zone."""
 
     def __init__(
-        self, catalog: Catalog, base_url: str, time_zone: ZoneInfo, api_format: bool
+        self, catalog: Catalog, base_url: str, time_zone: ZoneInfo, api_format: bool, user: User
     ) -> None:
+        self.user = user
         self.catalog = catalog
         self.base_url = base_url.rstrip("/")
         self.time_zone = time_zone
@@ -64,7 +66,12 @@ class JobRenderer:
             "data_export": self.catalog.get("exports", view.get("data_export_id")),
             "dispatch_mode": view["dispatch_mode"],
             "result": None,
-            "user_permissions": [],
+            "user_permissions": job_permissions(
+                self.user,
+                view["project_id"],
+                view["job_type_key"],
+                view["source_image_single_id"] is not None,
+            ),
         }
         if logs is None:
             del job["result"]

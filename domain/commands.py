@@ -41,19 +41,49 @@ class RunnerReport(JobCommand):
     runner: str = Field(min_length=1, max_length=128)
 
 
+MAX_INT = 2**31 - 1  # Antenna keeps these in 32-bit integer columns
+MAX_ID = 2**63 - 1
+
+
 class JobSpec(BaseModel):
     """The writable fields of a job (CONTRACT.md section 4)."""
 
     name: str = Field(min_length=1, max_length=255)
-    delay: int = Field(default=0, ge=0)
-    limit: int | None = Field(default=None, ge=0)
+    delay: int = Field(default=0, ge=0, le=MAX_INT)
+    limit: int | None = Field(default=100, ge=0, le=MAX_INT)
     shuffle: bool = True
-    project_id: int = Field(gt=0)
-    deployment_id: int | None = None
-    source_image_collection_id: int | None = None
-    source_image_single_id: int | None = None
-    pipeline_id: int | None = None
+    project_id: int = Field(gt=0, le=MAX_ID)
+    deployment_id: int | None = Field(default=None, gt=0, le=MAX_ID)
+    source_image_collection_id: int | None = Field(default=None, gt=0, le=MAX_ID)
+    source_image_single_id: int | None = Field(default=None, gt=0, le=MAX_ID)
+    pipeline_id: int | None = Field(default=None, gt=0, le=MAX_ID)
     job_type_key: JobTypeKey = "ml"
+
+    @field_validator("name", mode="before")
+    @classmethod
+    def trimmed_printable_name(cls, name: Any) -> Any:
+        """As Django REST framework: surrounding blanks are trimmed, NUL is refused."""
+        if isinstance(name, str):
+            if "\x00" in name:
+                raise ValueError("Null characters are not allowed.")
+            return name.strip()
+        return name
+
+    @field_validator(
+        "delay",
+        "limit",
+        "project_id",
+        "deployment_id",
+        "source_image_collection_id",
+        "source_image_single_id",
+        "pipeline_id",
+        mode="before",
+    )
+    @classmethod
+    def not_a_boolean(cls, value: Any) -> Any:
+        if isinstance(value, bool):
+            raise ValueError("A valid integer is required.")
+        return value
 
 
 SPEC_FIELDS = frozenset(JobSpec.model_fields)

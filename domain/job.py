@@ -9,7 +9,6 @@ from typing import Any
 from uuid import NAMESPACE_URL, UUID, uuid5
 
 from eventsourcing.domain import Aggregate, event
-
 from pydantic import ValidationError
 
 from domain.commands import (
@@ -179,7 +178,7 @@ class Job(Aggregate):
 
     @classmethod
     def create(cls, job_id: int, command: CreateJob) -> "Job":
-        spec = command.model_dump(exclude={"command_id", "correlation_id", "actor", "start_now"})
+        spec = command.model_dump(include=set(SPEC_FIELDS))
         stages = initial_stages(command.job_type_key, command.delay, command.pipeline_id)
         job = cls._create(
             cls.JobCreated,

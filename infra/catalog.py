@@ -8,6 +8,8 @@ import json
 from pathlib import Path
 from typing import Any
 
+from domain.permissions import User, may_see
+
 KINDS = ("projects", "deployments", "collections", "captures", "pipelines", "exports")
 
 # The objects of the seed job (shared/seed/job-124.json), which `jobledger demo` uses.
@@ -39,6 +41,19 @@ class Catalog:
         if object_id is None:
             return None
         return self._load()[kind].get(object_id)
+
+    def visible(self, user: User, project_id: int) -> bool:
+        """Jobs of a draft project are for its members (CONTRACT.md section 3)."""
+        project = self.get("projects", project_id) or {}
+        return may_see(user, project_id, bool(project.get("draft", False)))
+
+    def hidden_projects(self, user: User) -> frozenset[int]:
+        """The draft projects whose jobs this user may not see."""
+        return frozenset(
+            project_id
+            for project_id, project in self._load()["projects"].items()
+            if not may_see(user, project_id, bool(project.get("draft", False)))
+        )
 
     def add(self, entries: dict[str, list[dict[str, Any]]]) -> None:
         """Add or replace objects by id, and write the file."""

@@ -3,11 +3,12 @@
 import asyncio
 import contextlib
 import ctypes
+import fcntl
 import signal
 import socket
 import subprocess
 import sys
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 PR_SET_PDEATHSIG = 1
@@ -48,10 +49,30 @@ async def _wait_until_listening(port: int, process: asyncio.subprocess.Process, 
     raise TimeoutError(f"nats-server did not listen on port {port}: see {log}")
 
 
+@contextlib.contextmanager
+def exclusive(store_dir: Path) -> Iterator[None]:
+    """Hold the store's lock: two servers on one JetStream store would corrupt it."""
+    with (store_dir / "lock").open("w") as lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise RuntimeError(
+                f"another jobledger process runs the embedded NATS server of {store_dir}"
+            ) from None
+        yield
+
+
 @contextlib.asynccontextmanager
 async def embedded_nats(store_dir: Path) -> AsyncIterator[str]:
     """Run a nats-server with its JetStream store in `store_dir`; yield its URL; stop it on exit."""
     store_dir.mkdir(parents=True, exist_ok=True)
+    with exclusive(store_dir):
+        async with _running_server(store_dir) as url:
+            yield url
+
+
+@contextlib.asynccontextmanager
+async def _running_server(store_dir: Path) -> AsyncIterator[str]:
     port = free_port()
     log = store_dir / "nats-server.log"
     process = await asyncio.create_subprocess_exec(

@@ -17,11 +17,20 @@ CREATE TABLE IF NOT EXISTS jobs (
     status TEXT NOT NULL,
     name TEXT NOT NULL,
     pipeline_id INTEGER,
+    deployment_id INTEGER,
+    source_image_collection_id INTEGER,
+    source_image_single_id INTEGER,
+    job_type_key TEXT NOT NULL,
+    dispatch_mode TEXT NOT NULL,
+    results_status TEXT,  -- of the stage with key "results"; NULL for a job without one
     created_at TEXT NOT NULL,
     updated_at TEXT NOT NULL,
+    started_at TEXT,
+    finished_at TEXT,
     view TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS jobs_by_created ON jobs (created_at DESC);
+CREATE INDEX IF NOT EXISTS jobs_by_pipeline ON jobs (pipeline_id);
 CREATE TABLE IF NOT EXISTS job_logs (
     job_id INTEGER NOT NULL,
     version INTEGER NOT NULL,
@@ -38,12 +47,26 @@ CREATE TABLE IF NOT EXISTS projection_position (
 """
 
 
+# Raise with every change to SCHEMA: a read store of another version is dropped and the
+# projection rebuilds it from the first event.
+SCHEMA_VERSION = 2
+
+
 class ReadStore:
     def __init__(self, path: Path) -> None:
         self.path = path
         path.parent.mkdir(parents=True, exist_ok=True)
-        with self.connect() as db:
+        db = self.connect()
+        try:
+            if db.execute("PRAGMA user_version").fetchone()[0] != SCHEMA_VERSION:
+                db.executescript(
+                    "DROP TABLE IF EXISTS jobs; DROP TABLE IF EXISTS job_logs;"
+                    " DROP TABLE IF EXISTS projection_position;"
+                )
             db.executescript(SCHEMA)
+            db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+        finally:
+            db.close()
 
     def connect(self) -> sqlite3.Connection:
         db = sqlite3.connect(self.path, timeout=30, check_same_thread=False)

@@ -21,6 +21,7 @@ class Settings(BaseSettings):
     )
     runner_concurrency: int = Field(default=4, ge=1)
     command_timeout: float = Field(default=10.0, gt=0)
+    token: str | None = Field(default=None, description="the CLI's API token for `serve`")
 
     @property
     def event_store_path(self) -> Path:
@@ -29,6 +30,10 @@ class Settings(BaseSettings):
     @property
     def read_store_path(self) -> Path:
         return Path(self.read_store) if self.read_store else self.data_dir / "views.sqlite3"
+
+    @property
+    def users_path(self) -> Path:
+        return self.data_dir / "users.sqlite3"
 
     @property
     def catalog_path(self) -> Path:

@@ -71,12 +71,25 @@ def apply_batch(
         views[event.job_id] = apply(view, event)
     with db:
         db.executemany(
-            "INSERT INTO jobs (job_id, version, project_id, status, name, pipeline_id, created_at,"
-            " updated_at, view) VALUES (:id, :version, :project_id, :status, :name, :pipeline_id,"
-            " :created_at, :updated_at, :view) ON CONFLICT (job_id) DO UPDATE SET"
+            "INSERT INTO jobs (job_id, version, project_id, status, name, pipeline_id,"
+            " deployment_id, source_image_collection_id, source_image_single_id, job_type_key,"
+            " dispatch_mode, results_status, created_at, updated_at, started_at, finished_at, view)"
+            " VALUES (:id, :version, :project_id, :status, :name, :pipeline_id, :deployment_id,"
+            " :source_image_collection_id, :source_image_single_id, :job_type_key, :dispatch_mode,"
+            " (SELECT json_extract(stage.value, '$.status')"
+            "  FROM json_each(:view, '$.progress.stages') AS stage"
+            "  WHERE json_extract(stage.value, '$.key') = 'results'),"
+            " :created_at, :updated_at, :started_at, :finished_at, :view)"
+            " ON CONFLICT (job_id) DO UPDATE SET"
             " version = excluded.version, project_id = excluded.project_id,"
             " status = excluded.status, name = excluded.name, pipeline_id = excluded.pipeline_id,"
-            " updated_at = excluded.updated_at, view = excluded.view",
+            " deployment_id = excluded.deployment_id,"
+            " source_image_collection_id = excluded.source_image_collection_id,"
+            " source_image_single_id = excluded.source_image_single_id,"
+            " job_type_key = excluded.job_type_key, dispatch_mode = excluded.dispatch_mode,"
+            " results_status = excluded.results_status, updated_at = excluded.updated_at,"
+            " started_at = excluded.started_at, finished_at = excluded.finished_at,"
+            " view = excluded.view",
             [{**view, "view": json.dumps(view)} for view in views.values() if view is not None],
         )
         db.executemany(

@@ -38,9 +38,18 @@ async def stack(settings: Settings) -> AsyncIterator[Stack]:
         yield running
 
 
+ADMIN = "admin@example.org"
+
+
+def admin_token(stack: Stack) -> str:
+    stack.users.add(ADMIN, superuser=True)
+    return stack.users.new_token(ADMIN)
+
+
 @pytest.fixture
 async def client(stack: Stack) -> AsyncIterator[httpx.AsyncClient]:
-    async with in_process_client(stack) as http:
+    """A superuser's client."""
+    async with in_process_client(stack, admin_token(stack)) as http:
         yield http
 
 

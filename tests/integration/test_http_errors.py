@@ -64,6 +64,10 @@ async def test_a_bad_create_is_400_naming_the_field_and_creates_nothing(
         ("POST", "/api/v2/jobs/42/cancel/"),
         ("POST", "/api/v2/jobs/42/retry/"),
         ("GET", "/api/v2/jobs/42/history/"),
+        ("GET", "/api/v2/jobs/99999999999999999999999/"),
+        ("POST", "/api/v2/jobs/9223372036854775808/run/"),
+        ("PATCH", "/api/v2/jobs/9223372036854775808/"),
+        ("DELETE", "/api/v2/jobs/99999999999999999999999/"),
     ],
 )
 async def test_an_unknown_job_is_404(client: httpx.AsyncClient, method: str, path: str) -> None:

@@ -63,8 +63,9 @@ async def test_put_replaces_the_writable_fields(client: httpx.AsyncClient) -> No
     assert response.status_code == 200
     replaced = response.json()
     assert replaced["name"] == "Replaced"
+    # Omitted fields take their defaults, as a full PUT does.
     assert (replaced["limit"], replaced["pipeline"], replaced["source_image_collection"]) == (
-        None,
+        100,
         None,
         None,
     )

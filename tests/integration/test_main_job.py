@@ -11,7 +11,7 @@ from api.bootstrap import running_stack
 from infra.read_store import ReadStore
 from infra.settings import Settings
 from projections.replay import differences, replay
-from tests.conftest import create_job, history, settled, wait_for
+from tests.conftest import admin_token, create_job, history, settled, wait_for
 
 SEED = json.loads((Path(__file__).parent.parent / "seed" / "job-124.json").read_text())
 LOG_LINE = re.compile(r"^\[\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\] (INFO|WARNING|ERROR|CRITICAL) (.*)$")
@@ -75,7 +75,11 @@ async def test_the_seed_job_runs_to_success_with_the_seeds_stages_and_logs(
 
 async def test_the_job_view_has_the_seeds_keys_and_types(client: httpx.AsyncClient) -> None:
     created = await create_job(client)
-    job = await wait_for(client, created["id"])
+    mine = await wait_for(client, created["id"])
+    assert mine["user_permissions"] == ["update", "delete", "run", "run_single_image"]
+    # The seed was read anonymously, so without permissions.
+    job = (await client.get(f"/api/v2/jobs/{created['id']}/", headers={"Authorization": ""})).json()
+    assert job["user_permissions"] == []
     assert shape(job) == shape(SEED)
     assert list(job) == list(SEED)
     for key in ("name", "delay", "limit", "shuffle", "dispatch_mode", "job_type", "result"):
@@ -167,13 +171,16 @@ async def test_a_restart_in_the_middle_of_a_job_finishes_it_and_replay_matches(
 
     async with running_stack(settings) as first:
         first.catalog.add(SEED_CATALOG)
-        async with in_process_client(first) as client:
+        async with in_process_client(first, admin_token(first)) as client:
             created = await create_job(client, delay=40)
             job = await wait_for(client, created["id"], {"STARTED"})
             while job["progress"]["summary"]["progress"] < 0.2:
                 job = (await client.get(f"/api/v2/jobs/{created['id']}/")).json()
 
-    async with running_stack(settings) as second, in_process_client(second) as client:
+    async with (
+        running_stack(settings) as second,
+        in_process_client(second, admin_token(second)) as client,
+    ):
         done = await wait_for(client, created["id"])
         assert done["status"] == "SUCCESS"
         assert done["progress"]["summary"] == {"status": "SUCCESS", "progress": 1.0}
@@ -197,7 +204,7 @@ async def test_command_responses_show_the_job_right_after_the_command(settings: 
 
     async with running_stack(settings, ALL_ROLES - {Role.RUNNER}) as idle:
         idle.catalog.add(SEED_CATALOG)
-        async with in_process_client(idle) as client:
+        async with in_process_client(idle, admin_token(idle)) as client:
             created = await create_job(client, start_now=False)
             assert created["status"] == "CREATED"
             assert created["progress"]["summary"] == {"status": "CREATED", "progress": 0.0}

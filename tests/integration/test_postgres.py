@@ -14,7 +14,7 @@ from infra.catalog import SEED_CATALOG
 from infra.read_store import ReadStore
 from infra.settings import Settings
 from projections.replay import differences, replay
-from tests.conftest import create_job, settled, wait_for
+from tests.conftest import admin_token, create_job, settled, wait_for
 
 POSTGRES_URL = os.environ.get(
     "JOBLEDGER_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test"
@@ -40,7 +40,10 @@ async def test_the_main_job_runs_on_a_postgresql_event_store(
     on_postgres = settings.model_copy(
         update={"event_store": f"{POSTGRES_URL}?schema={postgres_schema}"}
     )
-    async with running_stack(on_postgres) as stack, in_process_client(stack) as client:
+    async with (
+        running_stack(on_postgres) as stack,
+        in_process_client(stack, admin_token(stack)) as client,
+    ):
         stack.catalog.add(SEED_CATALOG)
         created = await create_job(client, delay=4)
         job = await wait_for(client, created["id"])
