@@ -9,10 +9,30 @@ import nats
 import pytest
 
 from api.bootstrap import Stack
-from domain.commands import CancelJob, CreateJob, RunJob
+from domain.commands import CancelJob, Command, CreateJob, RunJob
 from infra.bus import COMMANDS_STREAM, MSG_ID_HEADER, command_subject, connection, jetstream
 from infra.embedded_nats import embedded_nats
 from tests.conftest import history, settled
+
+
+async def publish_raw(
+    stack: Stack, name: str, payload: bytes, msg_id: str, outcome_id: str
+) -> bytes:
+    """Publish bytes as a command and return the outcome published for `outcome_id`."""
+    outcomes = await connection(stack.broker).subscribe(f"jobs.outcomes.{outcome_id}")
+    await jetstream(stack.broker).publish(
+        command_subject(name), payload, stream=COMMANDS_STREAM, headers={MSG_ID_HEADER: msg_id}
+    )
+    outcome = await outcomes.next_msg(timeout=5)
+    await outcomes.unsubscribe()
+    return bytes(outcome.data)
+
+
+async def deliver_again(stack: Stack, command: Command) -> bytes:
+    """Deliver a command once more under another message id, past the server's dedupe."""
+    payload = command.model_dump_json().encode()
+    name = type(command).__name__
+    return await publish_raw(stack, name, payload, "another-delivery", command.command_id)
 
 
 async def test_the_same_command_twice_has_one_effect(
@@ -40,20 +60,11 @@ async def test_a_redelivered_command_is_recognised_by_its_id(
     created = await stack.bus.send(CreateJob(name="again", project_id=16))
     cancel = CancelJob(job_id=created.job_id or 0)
     first = await stack.bus.send(cancel)
-    # Bypass the server's duplicate window with another message id: the handler must see it.
-    outcome_sub = await connection(stack.broker).subscribe(f"jobs.outcomes.{cancel.command_id}")
-    await jetstream(stack.broker).publish(
-        command_subject("CancelJob"),
-        cancel.model_dump_json().encode(),
-        stream=COMMANDS_STREAM,
-        headers={MSG_ID_HEADER: "another-delivery"},
-    )
-    again = await outcome_sub.next_msg(timeout=5)
-    await outcome_sub.unsubscribe()
+    again = await deliver_again(stack, cancel)
 
     assert first.accepted and not first.duplicate
-    assert b'"duplicate":true' in again.data
-    assert b'"accepted":true' in again.data
+    assert b'"duplicate":true' in again
+    assert b'"accepted":true' in again
     events = await history(client, cancel.job_id)
     assert [e["data"]["status"] for e in events if e["type"] == "StatusChanged"] == ["REVOKED"]
 
@@ -63,18 +74,10 @@ async def test_a_create_delivered_twice_creates_one_job(
 ) -> None:
     create = CreateJob(name="once", project_id=16)
     first = await stack.bus.send(create)
-    outcome_sub = await connection(stack.broker).subscribe(f"jobs.outcomes.{create.command_id}")
-    await jetstream(stack.broker).publish(
-        command_subject("CreateJob"),
-        create.model_dump_json().encode(),
-        stream=COMMANDS_STREAM,
-        headers={MSG_ID_HEADER: "another-delivery"},
-    )
-    again = await outcome_sub.next_msg(timeout=5)
-    await outcome_sub.unsubscribe()
+    again = await deliver_again(stack, create)
 
-    assert f'"job_id":{first.job_id}'.encode() in again.data
-    assert b'"duplicate":true' in again.data
+    assert f'"job_id":{first.job_id}'.encode() in again
+    assert b'"duplicate":true' in again
     await settled(stack)
     page = (await client.get("/api/v2/jobs/")).json()
     assert page["count"] == 1
@@ -97,16 +100,10 @@ async def test_a_create_delivered_twice_creates_one_job(
 async def test_a_malformed_command_is_refused_with_a_reason_and_changes_nothing(
     stack: Stack, client: httpx.AsyncClient, subject: str, payload: bytes, reason: str
 ) -> None:
-    nc = connection(stack.broker)
-    outcome_sub = await nc.subscribe("jobs.outcomes.bad-1")
-    await jetstream(stack.broker).publish(
-        command_subject(subject), payload, stream=COMMANDS_STREAM, headers={MSG_ID_HEADER: "bad-1"}
-    )
-    refusal = await outcome_sub.next_msg(timeout=5)
-    await outcome_sub.unsubscribe()
+    refusal = await publish_raw(stack, subject, payload, "bad-1", "bad-1")
 
-    assert b'"accepted":false' in refusal.data
-    assert reason.encode() in refusal.data
+    assert b'"accepted":false' in refusal
+    assert reason.encode() in refusal
     assert (await client.get("/api/v2/jobs/")).json()["count"] == 0
     assert stack.event_store.recorder.max_notification_id() in (None, 0)
 
