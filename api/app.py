@@ -245,6 +245,33 @@ def build_app(stack: Stack) -> FastAPI:
         may_run(job_id, render.user)
         return await act(RetryJob(job_id=job_id, actor=render.user.email), render)
 
+    def catalog_object(found: dict[str, Any] | None) -> dict[str, Any]:
+        if found is None:
+            raise ApiError(404, NOT_FOUND)
+        return found
+
+    @app.get("/api/v2/projects/{project_id}/", summary="A project of the catalog")
+    def get_project(project_id: int, render: Renderer) -> dict[str, Any]:
+        if not stack.catalog.visible(render.user, project_id):
+            raise ApiError(404, NOT_FOUND)
+        return catalog_object(render.named("projects", project_id, "projects"))
+
+    @app.get("/api/v2/deployments/{deployment_id}/", summary="A deployment of the catalog")
+    def get_deployment(deployment_id: int, render: Renderer) -> dict[str, Any]:
+        return catalog_object(render.named("deployments", deployment_id, "deployments"))
+
+    @app.get("/api/v2/captures/collections/{collection_id}/", summary="A capture collection")
+    def get_collection(collection_id: int, render: Renderer) -> dict[str, Any]:
+        return catalog_object(render.collection(collection_id))
+
+    @app.get("/api/v2/captures/{capture_id}/", summary="A single capture")
+    def get_capture(capture_id: int, render: Renderer) -> dict[str, Any]:
+        return catalog_object(render.capture(capture_id))
+
+    @app.get("/api/v2/ml/pipelines/{pipeline_id}/", summary="A pipeline of the catalog")
+    def get_pipeline(pipeline_id: int, render: Renderer) -> dict[str, Any]:
+        return catalog_object(render.pipeline(pipeline_id))
+
     @app.get("/api/v2/jobs/{job_id}/history/", summary="Every event of a job, in order")
     async def job_history(job_id: int, user: Caller) -> list[dict[str, Any]]:
         history = await asyncio.to_thread(stack.event_store.job_history, job_id)

@@ -6,11 +6,13 @@ import json
 import logging
 import socket
 from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
 from typing import Annotated, Any
 
 import httpx
 import typer
 import uvicorn
+import yaml
 from nats.js.api import ConsumerConfig, DeliverPolicy
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TaskID, TextColumn
@@ -22,7 +24,7 @@ from domain.envelope import EventEnvelope
 from domain.permissions import ProjectRole, User
 from domain.statuses import FINAL
 from infra.bus import EVENTS_STREAM, event_subject, jetstream
-from infra.catalog import SEED_CATALOG
+from infra.catalog import SEED_CATALOG, Catalog
 from infra.settings import Settings
 from infra.users import Users
 
@@ -274,6 +276,28 @@ def list_users() -> None:
     """List users and their roles."""
     for user in Users(Settings().users_path).all():
         console.print(user_line(user))
+
+
+catalog = typer.Typer(help="The projects, collections, pipelines, ... that jobs refer to.")
+app.add_typer(catalog, name="catalog")
+
+
+@catalog.command("import")
+def import_catalog(path: Path) -> None:
+    """Add or replace catalog objects from a JSON or YAML file of kinds to lists of objects."""
+    try:
+        counts = Catalog(Settings().catalog_path).import_file(path)
+    except (OSError, ValueError, yaml.YAMLError) as error:
+        console.print(f"[red]{error}")
+        raise typer.Exit(1) from None
+    console.print(", ".join(f"{count} {kind}" for kind, count in counts.items()))
+
+
+@catalog.command("show")
+def show_catalog() -> None:
+    """Print the catalog."""
+    path = Settings().catalog_path
+    console.print_json(path.read_text() if path.exists() else "{}")
 
 
 @app.command()

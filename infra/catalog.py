@@ -8,6 +8,8 @@ import json
 from pathlib import Path
 from typing import Any
 
+import yaml
+
 from domain.permissions import User, may_see
 
 KINDS = ("projects", "deployments", "collections", "captures", "pipelines", "exports")
@@ -55,6 +57,14 @@ class Catalog:
             if not may_see(user, project_id, bool(project.get("draft", False)))
         )
 
+    def import_file(self, path: Path) -> dict[str, int]:
+        """Add the objects of a JSON or YAML file; how many of each kind."""
+        entries = yaml.safe_load(path.read_text())  # YAML is a superset of JSON
+        if not isinstance(entries, dict):
+            raise ValueError(f"{path}: expected a mapping of kinds to lists of objects")
+        self.add(entries)
+        return {kind: len(items) for kind, items in entries.items()}
+
     def add(self, entries: dict[str, list[dict[str, Any]]]) -> None:
         """Add or replace objects by id, and write the file."""
         objects = self._load()
@@ -62,7 +72,9 @@ class Catalog:
             if kind not in KINDS:
                 raise ValueError(f"unknown catalog kind {kind!r}; known: {', '.join(KINDS)}")
             for item in items:
-                objects[kind][int(item["id"])] = item
+                if not isinstance(item, dict) or not isinstance(item.get("id"), int):
+                    raise ValueError(f"every {kind} entry needs an integer id: {item!r}")
+                objects[kind][item["id"]] = item
         self.path.parent.mkdir(parents=True, exist_ok=True)
         data = {
             kind: sorted(items.values(), key=lambda o: o["id"]) for kind, items in objects.items()
