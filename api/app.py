@@ -2,6 +2,7 @@
 
 import asyncio
 import contextlib
+import json
 import time
 from collections.abc import AsyncIterator
 from dataclasses import replace
@@ -13,14 +14,22 @@ import httpx
 from fastapi import Depends, FastAPI, Header, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, RedirectResponse, Response
+from nats.errors import Error as NatsError
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from api.auth import caller, require
 from api.bodies import JobBody, check_references, field_errors, read_body, validated
 from api.bootstrap import Stack
 from api.errors import NOT_FOUND, ApiError
-from api.job_json import JobRenderer
+from api.job_json import JobRenderer, duration
 from api.list_query import OPENAPI_PARAMETERS, lenient_bool, list_query
+from api.worker_protocol import (
+    PipelineError,
+    ResultsRequest,
+    TaskResult,
+    TasksRequest,
+    attempt_of,
+)
 from domain.commands import (
     MAX_ID,
     SPEC_FIELDS,
@@ -29,18 +38,28 @@ from domain.commands import (
     CreateJob,
     DeleteJob,
     JobSpec,
+    RecordResult,
     RetryJob,
     RunJob,
     UpdateJob,
 )
 from domain.envelope import Outcome
 from domain.permissions import User, run_permission
+from domain.statuses import ACTIVE
+from infra.bus import connection, jetstream
 from infra.catalog import Catalog
+from infra.task_queue import TaskQueue
 from projections import views
+from projections.attempts import attempts
 from projections.job_view import JobView
+from projections.time_travel import view_as_of
 from projections.views import JobQuery
 
 LOGS_LIMIT = 1000
+BAD_TIME = (
+    "Datetime has wrong format. Use one of these formats instead:"
+    " YYYY-MM-DDThh:mm[:ss[.uuuuuu]][+HH:MM|-HH:MM|Z]."
+)
 # The body is read by hand (JSON, form or multipart), so its schema is declared here.
 JOB_BODY_DOC: dict[str, Any] = {
     "requestBody": {
@@ -65,6 +84,7 @@ def build_app(stack: Stack) -> FastAPI:
     )
     app.add_middleware(AppendSlash)
     time_zone = ZoneInfo(stack.settings.time_zone)
+    task_queue = TaskQueue(jetstream(stack.broker))
 
     @app.exception_handler(ApiError)
     async def api_error(_: Request, error: ApiError) -> JSONResponse:
@@ -181,8 +201,44 @@ def build_app(stack: Stack) -> FastAPI:
         job_id: int,
         render: Renderer,
         logs_limit: Annotated[int, Query(ge=1, le=5000)] = LOGS_LIMIT,
+        as_of_version: Annotated[
+            int | None, Query(ge=1, description="the job as it was at this version")
+        ] = None,
+        as_of: Annotated[
+            str | None,
+            Query(description="the job as it was at this ISO 8601 time (no offset: TIME_ZONE)"),
+        ] = None,
     ) -> dict[str, Any]:
-        return read_job(job_id, render, logs_limit)
+        if as_of_version is None and as_of is None:
+            return read_job(job_id, render, logs_limit)
+        moment = None if as_of is None else _moment(as_of, time_zone)
+        visible_view(job_id, render.user)
+        history = stack.event_store.job_history(job_id)
+        last = history[-1].version
+        if as_of_version is not None and as_of_version > last:
+            reason = f"Job {job_id} has no version {as_of_version}; its last is {last}."
+            raise ApiError(400, {"as_of_version": [reason]})
+        then = view_as_of(history, as_of_version, moment)
+        # It may have been in another project then: that one must be visible too.
+        if then is None or not stack.catalog.visible(render.user, then[0]["project_id"]):
+            raise ApiError(404, NOT_FOUND)
+        view, logs = then
+        return render.job(view, logs[:logs_limit])
+
+    @app.get("/api/v2/jobs/{job_id}/attempts/", summary="A job's attempts, one per run or retry")
+    def job_attempts(job_id: int, render: Renderer) -> list[dict[str, Any]]:
+        visible_view(job_id, render.user)
+        return [
+            {
+                "attempt": attempt.attempt,
+                "status": attempt.status,
+                "started_at": render.local(attempt.started_at),
+                "finished_at": render.local(attempt.finished_at),
+                "duration": duration(attempt.started_at, attempt.finished_at),
+                "reason": attempt.reason,
+            }
+            for attempt in attempts(stack.event_store.job_history(job_id))
+        ]
 
     @app.put(
         "/api/v2/jobs/{job_id}/",
@@ -279,7 +335,81 @@ def build_app(stack: Stack) -> FastAPI:
             raise ApiError(404, NOT_FOUND)
         return [event.model_dump(mode="json", exclude={"position"}) for event in history]
 
+    @app.post("/api/v2/jobs/{job_id}/tasks/", summary="Hand tasks of an async job to a worker")
+    async def fetch_tasks(job_id: int, request: Request, user: Caller) -> dict[str, Any]:
+        wanted = validated(TasksRequest, await read_body(request))  # before the job, as Antenna
+        view = visible_view(job_id, user)
+        require(user, f"tasks_{view['job_type_key']}_job", view["project_id"])
+        if view["dispatch_mode"] != "async_api":
+            raise ApiError(400, ["Only async_api jobs have fetchable tasks"])
+        if view["status"] not in ACTIVE:
+            return {"tasks": []}
+        if view["pipeline_id"] is None:
+            raise ApiError(400, ["This job does not have a pipeline configured"])
+        try:
+            messages = await task_queue.take(job_id, view["attempt"], wanted.batch_size)
+        except (NatsError, OSError) as error:
+            raise ApiError(503, {"error": "Task queue temporarily unavailable"}) from error
+        return {"tasks": [{**json.loads(m.data), "reply_subject": m.reply} for m in messages]}
+
+    @app.post("/api/v2/jobs/{job_id}/result/", summary="Record workers' results of tasks")
+    async def record_results(job_id: int, request: Request, user: Caller) -> dict[str, Any]:
+        view = visible_view(job_id, user)  # the job first, then the body, as Antenna
+        require(user, f"result_{view['job_type_key']}_job", view["project_id"])
+        body = validated(ResultsRequest, await read_body(request))
+        commands = [result_command(job_id, item, user.email) for item in body.results]
+        receipts, positions = [], []
+        for item, command in zip(body.results, commands, strict=True):
+            try:
+                outcome = await stack.bus.send(command)  # late: refused, and still acknowledged
+            except TimeoutError as error:
+                detail = "Task queue temporarily unavailable"
+                raise ApiError(
+                    503, {"status": "error", "job_id": job_id, "detail": detail}
+                ) from error
+            # The task is acknowledged last, once its result is stored (or known to be late).
+            with contextlib.suppress(NatsError):
+                await connection(stack.broker).publish(item.reply_subject, b"+ACK")
+            receipts.append(
+                {
+                    "reply_subject": item.reply_subject,
+                    "status": "queued",
+                    "task_id": command.command_id,
+                }
+            )
+            positions.append(outcome.position or 0)
+        await wait_for_projection(max(positions, default=None))
+        return {
+            "status": "accepted",
+            "job_id": job_id,
+            "results_queued": len(receipts),
+            "tasks": receipts,
+        }
+
     return app
+
+
+def result_command(job_id: int, item: TaskResult, actor: str) -> RecordResult:
+    attempt = attempt_of(item.reply_subject, job_id)
+    if attempt is None:
+        raise ApiError(400, {"results": [f"{item.reply_subject} is not a task of job {job_id}"]})
+    result = item.result
+    if isinstance(result, PipelineError):
+        return RecordResult(
+            job_id=job_id,
+            attempt=attempt,
+            image_id=result.image_id,
+            error=result.error,
+            actor=actor,
+        )
+    return RecordResult(
+        job_id=job_id,
+        attempt=attempt,
+        source_image_ids=[image.id for image in result.source_images],
+        detections=len(result.detections),
+        classifications=sum(len(d.classifications) for d in result.detections),
+        actor=actor,
+    )
 
 
 @contextlib.asynccontextmanager
@@ -333,3 +463,12 @@ def _page_url(request: Request, limit: int, offset: int) -> str:
     if offset > 0:
         return str(url.include_query_params(offset=offset))
     return str(url.remove_query_params("offset"))
+
+
+def _moment(value: str, time_zone: ZoneInfo) -> datetime:
+    """An ISO 8601 time; one without an offset is in the zone the job's times are shown in."""
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        raise ApiError(400, {"as_of": [BAD_TIME]}) from None
+    return moment if moment.tzinfo else moment.replace(tzinfo=time_zone)

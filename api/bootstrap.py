@@ -141,7 +141,12 @@ async def running_stack(
             stack.tasks.append(asyncio.create_task(supervise("projector", stack.projector.run)))
         if Role.RUNNER in roles:
             runner = Runner(
-                connection(broker), js, stack.bus, settings.runner_concurrency, settings.delay_tick
+                connection(broker),
+                js,
+                stack.bus,
+                stack.catalog,
+                settings.runner_concurrency,
+                settings.delay_tick,
             )
             stack.tasks.append(asyncio.create_task(supervise("runner", runner.run)))
         try:

@@ -25,8 +25,11 @@ from domain.permissions import ProjectRole, User
 from domain.statuses import FINAL
 from infra.bus import EVENTS_STREAM, event_subject, jetstream
 from infra.catalog import SEED_CATALOG, Catalog
+from infra.event_store import open_event_store
+from infra.read_store import ReadStore
 from infra.settings import Settings
 from infra.users import Users
+from projections.verification import verify as verify_read_store
 
 app = typer.Typer(help="jobledger: an event-sourced job system on NATS JetStream.")
 console = Console()
@@ -340,10 +343,27 @@ def retry(job_id: int, url: UrlOption = None) -> None:
     show_json(lambda c: c.post(f"/api/v2/jobs/{job_id}/retry/"), url)
 
 
+def as_of_params(as_of: str | None) -> dict[str, str]:
+    """The query that asks for the job as it was: an integer is a version, anything else a time."""
+    if as_of is None:
+        return {}
+    try:
+        int(as_of)
+    except ValueError:
+        return {"as_of": as_of}
+    return {"as_of_version": as_of}
+
+
 @app.command()
-def show(job_id: int, url: UrlOption = None) -> None:
-    """Show a job."""
-    show_json(lambda c: c.get(f"/api/v2/jobs/{job_id}/"), url)
+def show(
+    job_id: int,
+    as_of: Annotated[
+        str | None, typer.Option(help="as it was at this version, or ISO 8601 time")
+    ] = None,
+    url: UrlOption = None,
+) -> None:
+    """Show a job, now or as it was at an earlier version or time."""
+    show_json(lambda c: c.get(f"/api/v2/jobs/{job_id}/", params=as_of_params(as_of)), url)
 
 
 @app.command()
@@ -383,3 +403,24 @@ def history(job_id: int, url: UrlOption = None) -> None:
             print_history(await call(client.get(f"/api/v2/jobs/{job_id}/history/")))
 
     run(reading)
+
+
+@app.command()
+def verify() -> None:
+    """Replay every event of the data dir's event store into a fresh read model and compare it
+    with the live one; exit 1 if they differ."""
+    settings = Settings()
+    events = open_event_store(settings)
+    try:
+        result = verify_read_store(events, ReadStore(settings.read_store_path))
+    finally:
+        events.close()
+    for difference in result.differences:
+        typer.echo(difference)
+    if result.differences:
+        typer.echo(f"{len(result.differences)} differences from a replay of every event")
+        raise typer.Exit(1)
+    typer.echo(
+        f"The live read model equals a replay of every event"
+        f" ({result.jobs} jobs and {result.log_lines} log lines compared)."
+    )

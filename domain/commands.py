@@ -147,6 +147,24 @@ class ConfirmCancelled(RunnerReport):
     pass
 
 
+class QueueImages(RunnerReport):
+    """The images an async job's attempt hands to workers, after filtering and `limit`."""
+
+    image_ids: list[str]
+    found: int = Field(ge=0)  # images found before `limit` cut the list
+
+
+class RecordResult(JobCommand):
+    """A worker's result for one task of an async job's attempt."""
+
+    attempt: int = Field(ge=1)
+    image_id: str | None = None  # the failed image, for an error result
+    error: str | None = None
+    source_image_ids: list[str] = Field(default_factory=list)
+    detections: int = Field(default=0, ge=0)
+    classifications: int = Field(default=0, ge=0)
+
+
 COMMANDS: dict[str, type[Command]] = {
     cls.__name__: cls
     for cls in (
@@ -161,5 +179,7 @@ COMMANDS: dict[str, type[Command]] = {
         AppendLog,
         FinishJob,
         ConfirmCancelled,
+        QueueImages,
+        RecordResult,
     )
 }

@@ -20,20 +20,32 @@ from domain.commands import (
     CreateJob,
     FinishJob,
     JobSpec,
+    QueueImages,
+    RecordResult,
     ReportProgress,
     RunnerReport,
     UpdateJob,
     validation_reason,
 )
+from domain.image_tally import (
+    DONE,
+    FAILED,
+    PENDING,
+    process_stage,
+    results_stage,
+    too_many_failed,
+)
 from domain.job_types import dispatch_mode_for, initial_stages
 from domain.progress import (
     Progress,
+    Stage,
     find_stage,
     is_complete,
     new_progress,
     reset_progress,
     update_stage,
     with_stage,
+    with_stages,
     with_summary_status,
 )
 from domain.statuses import ACTIVE, FINAL, RUNNING, JobStatus
@@ -134,11 +146,43 @@ class Job(Aggregate):
         def mutate_job(self, job: "Job") -> None:
             job.attempt = self.attempt
             job.runner = None
+            job.clear_tally()
             job.progress = self.progress  # type: ignore[assignment]
 
     class CommandRefused(JobEvent):
         command: str
         reason: str
+
+    class ImagesQueued(JobEvent):
+        attempt: int
+        image_ids: list[str]
+        stages: list[dict[str, Any]]
+        summary: dict[str, Any]
+
+        def mutate_job(self, job: "Job") -> None:
+            job.images = dict.fromkeys(self.image_ids, PENDING)
+            job.progress = with_stages(job.progress, self.stages)  # type: ignore[arg-type]
+
+    class ResultRecorded(JobEvent):
+        attempt: int
+        processed: list[str]  # images done by this result
+        failed: list[str]  # images failed by this result
+        counted: list[str]  # images counted in the results for the first time
+        detections: int
+        classifications: int
+        stages: list[dict[str, Any]]
+        summary: dict[str, Any]
+
+        def mutate_job(self, job: "Job") -> None:
+            job.images.update(dict.fromkeys(self.processed, DONE))
+            job.images.update(dict.fromkeys(self.failed, FAILED))
+            job.counted.update(dict.fromkeys(self.counted))
+            job.counters = {
+                "captures": job.counters["captures"] + len(self.counted),
+                "detections": job.counters["detections"] + self.detections,
+                "classifications": job.counters["classifications"] + self.classifications,
+            }
+            job.progress = with_stages(job.progress, self.stages)  # type: ignore[arg-type]
 
     class JobUpdated(JobEvent):
         changes: dict[str, Any]
@@ -168,9 +212,16 @@ class Job(Aggregate):
         self.attempt = 1
         self.runner: str | None = None
         self.deleted = False
+        self.clear_tally()
         self.started_at: datetime | None = None
         self.finished_at: datetime | None = None
         self.applied_commands: dict[str, int] = {command_id: 1}
+
+    def clear_tally(self) -> None:
+        """An async attempt's images (id → pending, done or failed) and results counters."""
+        self.images: dict[str, str] = {}
+        self.counted: dict[str, None] = {}
+        self.counters = {"captures": 0, "detections": 0, "classifications": 0}
 
     @staticmethod
     def create_id(job_id: int, **_: Any) -> UUID:
@@ -232,7 +283,8 @@ class Job(Aggregate):
             raise Refused(f"Job {self.job_id} has already ended ({self.status}); nothing to cancel")
         if self.status == JobStatus.CANCELING:
             raise Refused(f"Job {self.job_id} is already being cancelled")
-        if self.status in (JobStatus.CREATED, JobStatus.PENDING):
+        if self.status in (JobStatus.CREATED, JobStatus.PENDING) or self.is_async:
+            # Nothing of ours runs an async job once queued: workers just find no more tasks.
             self._change_status(JobStatus.REVOKED, command)
             return
         self.trigger_event(self.CancelRequested, attempt=self.attempt, **cause_of(command))
@@ -311,6 +363,115 @@ class Job(Aggregate):
             self._log("ERROR", failed, command)
         self._change_status(command.status, command)
         self._log("INFO", f'Finished job #{self.job_id} "{self.name}" ({self.status})', command)
+
+    def queue_images(self, command: QueueImages) -> None:
+        """Collect is done: these images go to the workers (none at all: the job is done)."""
+        self._check_attempt(command)
+        self._check_status(command, ACTIVE)
+        if not self.is_async:
+            raise Refused(f"Job {self.job_id} is not an async_api job")
+        if self.images:
+            raise Refused(f"Attempt {self.attempt} of job {self.job_id} has queued its images")
+        images = dict.fromkeys(command.image_ids, PENDING)
+        collect_params: dict[str, Any] = {"Total Images": command.found}
+        if len(images) < command.found:
+            collect_params["Limit"] = len(images)
+        stages = self._stages_with(
+            collect=update_stage(
+                self._stage("collect"), {**collect_params, "status": "SUCCESS", "progress": 1.0}
+            ),
+            process=process_stage(self._stage("process"), images),
+            results=results_stage(self._stage("results"), images, 0, self.counters),
+        )
+        self.trigger_event(
+            self.ImagesQueued,
+            attempt=self.attempt,
+            image_ids=list(images),
+            stages=stages,
+            summary=with_stages(self.progress, stages)["summary"],
+            **cause_of(command),
+        )
+        self._finish_if_complete(command)
+
+    def record_result(self, command: RecordResult) -> None:
+        """Count a worker's result: its images are processed (or failed), counted once."""
+        if command.attempt != self.attempt or self.status not in ACTIVE:
+            raise Refused(
+                f"Result for attempt {command.attempt} of job {self.job_id}, which is"
+                f" {self.status} in attempt {self.attempt}"
+            )
+        ours = [i for i in command.source_image_ids if i in self.images]
+        if command.error is not None:
+            self._log(
+                "ERROR",
+                f"Pipeline returned error for job {self.job_id}, image {command.image_id}:"
+                f" {command.error}",
+                command,
+            )
+            failed = [command.image_id] if command.image_id in self.images else []
+            processed, counted = [], []
+        else:
+            failed = []
+            processed = ours
+            counted = [i for i in ours if i not in self.counted]
+        images = {**self.images, **dict.fromkeys(processed, DONE), **dict.fromkeys(failed, FAILED)}
+        newly_counted = bool(counted)
+        detections = command.detections if newly_counted else 0
+        classifications = command.classifications if newly_counted else 0
+        counters = {
+            "captures": self.counters["captures"] + len(counted),
+            "detections": self.counters["detections"] + detections,
+            "classifications": self.counters["classifications"] + classifications,
+        }
+        stages = self._stages_with(
+            process=process_stage(self._stage("process"), images),
+            results=results_stage(
+                self._stage("results"), images, len(self.counted) + len(counted), counters
+            ),
+        )
+        self.trigger_event(
+            self.ResultRecorded,
+            attempt=self.attempt,
+            processed=processed,
+            failed=failed,
+            counted=counted,
+            detections=detections,
+            classifications=classifications,
+            stages=stages,
+            summary=with_stages(self.progress, stages)["summary"],
+            **cause_of(command),
+        )
+        self._finish_if_complete(command)
+
+    def _finish_if_complete(self, command: Command) -> None:
+        """Every stage complete: SUCCESS, or FAILURE when more than half the images failed."""
+        if not is_complete(self.progress["stages"]):
+            return
+        failed = sum(state == FAILED for state in self.images.values())
+        if too_many_failed(failed, len(self.images)):
+            self._log(
+                "ERROR",
+                f'Job #{self.job_id} "{self.name}" failed: Failed to process'
+                " more than 50% of images",
+                command,
+            )
+            self._change_status(JobStatus.FAILURE, command)
+        else:
+            self._change_status(JobStatus.SUCCESS, command)
+        self._log("INFO", f'Finished job #{self.job_id} "{self.name}" ({self.status})', command)
+
+    @property
+    def is_async(self) -> bool:
+        return self.dispatch_mode == "async_api"
+
+    def _stage(self, key: str) -> Stage:
+        stage = find_stage(self.progress, key)
+        if stage is None:
+            raise Refused(f"Job {self.job_id} has no stage {key!r}")
+        return stage
+
+    def _stages_with(self, **stages: Stage) -> list[Stage]:
+        return [stages.get(s["key"], s) for s in self.progress["stages"]]
 
     def confirm_cancelled(self, command: ConfirmCancelled) -> None:
         self._check_attempt(command)

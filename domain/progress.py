@@ -124,6 +124,12 @@ def with_stage(progress: Progress, stage: Stage) -> Progress:
     return {**progress, "stages": stages, "summary": summary}
 
 
+def with_stages(progress: Progress, stages: list[Stage]) -> Progress:
+    """Progress with these stages (all of them, in order) and the summary recomputed."""
+    summary: Summary = {"status": progress["summary"]["status"], "progress": mean_progress(stages)}
+    return {**progress, "stages": stages, "summary": summary}
+
+
 def with_summary_status(progress: Progress, status: str) -> Progress:
     return {**progress, "summary": {**progress["summary"], "status": status}}
 

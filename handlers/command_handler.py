@@ -26,12 +26,15 @@ from domain.commands import (
     DeleteJob,
     FinishJob,
     JobCommand,
+    QueueImages,
+    RecordResult,
     ReportProgress,
     RetryJob,
     RunJob,
     UpdateJob,
 )
 from domain.envelope import Outcome
+from domain.image_tally import PENDING
 from domain.job import (
     JOB_NUMBERS_ID,
     CreationReceipt,
@@ -56,6 +59,8 @@ ROUTES: dict[type[Command], Callable[[Job, Any], None]] = {
     AppendLog: Job.append_log,
     FinishJob: Job.finish,
     ConfirmCancelled: Job.confirm_cancelled,
+    QueueImages: Job.queue_images,
+    RecordResult: Job.record_result,
 }
 
 CONFLICT_RETRIES = 3
@@ -69,7 +74,14 @@ def job_brief(job: Job) -> dict[str, Any]:
         "status": job.status.value,
         "attempt": job.attempt,
         "delay": job.spec["delay"],
+        "limit": job.spec["limit"],
+        "shuffle": job.spec["shuffle"],
+        "pipeline_id": job.spec["pipeline_id"],
+        "source_image_collection_id": job.spec["source_image_collection_id"],
+        "source_image_single_id": job.spec["source_image_single_id"],
+        "dispatch_mode": job.dispatch_mode,
         "stages": job.progress["stages"],
+        "pending_images": [image for image, state in job.images.items() if state == PENDING],
     }
 
 

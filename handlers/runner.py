@@ -9,6 +9,7 @@ runner takes the attempt over from its last reported progress.
 import asyncio
 import contextlib
 import logging
+import random
 from collections.abc import Awaitable, Callable
 from typing import Any
 from uuid import uuid4
@@ -25,13 +26,16 @@ from domain.commands import (
     ClaimJob,
     ConfirmCancelled,
     FinishJob,
+    QueueImages,
     ReportProgress,
     RunnerReport,
 )
 from domain.envelope import EventEnvelope, Outcome
 from domain.job_types import DONE_MOOD, RUNNING_MOOD
-from domain.statuses import JobStatus
+from domain.statuses import FINAL, JobStatus
 from infra.bus import EVENTS_STREAM, CommandBus, event_subject
+from infra.catalog import Catalog
+from infra.task_queue import TaskQueue
 
 log = logging.getLogger(__name__)
 
@@ -48,11 +52,21 @@ class AttemptEnded(Exception):
 class JobRun:
     """One attempt of one job, run by this runner."""
 
-    def __init__(self, bus: CommandBus, runner: str, job: dict[str, Any], tick: float) -> None:
+    def __init__(
+        self,
+        bus: CommandBus,
+        runner: str,
+        job: dict[str, Any],
+        tick: float,
+        catalog: Catalog,
+        tasks: TaskQueue,
+    ) -> None:
         self.bus = bus
         self.runner = runner
         self.job = job
         self.tick = tick
+        self.catalog = catalog
+        self.tasks = tasks
         self.cancelled = asyncio.Event()
 
     async def send(self, command_class: type[RunnerReport], **fields: Any) -> Outcome:
@@ -79,6 +93,9 @@ class JobRun:
                 await self.send(ConfirmCancelled)
 
     async def _run_stages(self) -> None:
+        if self.job["dispatch_mode"] == "async_api":
+            await self._hand_to_workers()
+            return
         stages = {stage["key"]: stage for stage in self.job["stages"]}
         delay = stages.pop("delay", None)
         if delay is not None:
@@ -99,6 +116,49 @@ class JobRun:
             )
         else:
             await self.send(FinishJob, status=JobStatus.SUCCESS)
+
+    async def _hand_to_workers(self) -> None:
+        """Collect the images and queue a task for each; from then on results drive the job.
+
+        A runner taking over after collect queues the pending images again: the queue drops
+        those it still holds as duplicates.
+        """
+        job_id, attempt = self.job["id"], self.job["attempt"]
+        collect = next(s for s in self.job["stages"] if s["key"] == "collect")
+        if collect["status"] == JobStatus.SUCCESS:
+            await self.tasks.put(job_id, attempt, self._tasks_for(self.job["pending_images"]))
+            return
+        image_ids = self._collect()
+        found = len(image_ids)
+        if self.job["shuffle"]:
+            random.shuffle(image_ids)
+        if self.job["limit"] is not None:
+            image_ids = image_ids[: self.job["limit"]]
+        without_url = [
+            i for i in image_ids if not (self.catalog.get("captures", int(i)) or {}).get("url")
+        ]
+        if without_url:
+            reason = f"Images without a URL cannot be processed: {', '.join(without_url[:10])}"
+            await self.send(FinishJob, status=JobStatus.FAILURE, reason=reason)
+            return
+        await self.tasks.open(job_id, attempt)
+        await self.send(QueueImages, image_ids=image_ids, found=found)
+        await self.tasks.put(job_id, attempt, self._tasks_for(image_ids))
+
+    def _collect(self) -> list[str]:
+        """The capture ids of the job's collection, or its single capture."""
+        collection = self.catalog.get("collections", self.job["source_image_collection_id"])
+        if collection is not None:
+            return [str(capture) for capture in collection.get("images", [])]
+        single = self.job.get("source_image_single_id")
+        return [str(single)] if single is not None else []
+
+    def _tasks_for(self, image_ids: list[str]) -> list[dict[str, Any]]:
+        tasks = []
+        for image_id in image_ids:
+            capture = self.catalog.get("captures", int(image_id)) or {}
+            tasks.append({"id": image_id, "image_id": image_id, "image_url": capture.get("url")})
+        return tasks
 
     async def _run_delay(self, stage: dict[str, Any]) -> None:
         """The test job: about every 2 s of its delay a log line and a progress report."""
@@ -136,11 +196,19 @@ class Runner:
     """Takes PENDING attempts off the shared consumer, up to `concurrency` at a time."""
 
     def __init__(
-        self, nc: Client, js: JetStreamContext, bus: CommandBus, concurrency: int, tick: float
+        self,
+        nc: Client,
+        js: JetStreamContext,
+        bus: CommandBus,
+        catalog: Catalog,
+        concurrency: int,
+        tick: float,
     ) -> None:
         self.nc = nc
         self.js = js
         self.bus = bus
+        self.catalog = catalog
+        self.tasks = TaskQueue(js)
         self.concurrency = concurrency
         self.tick = tick
         self.name = f"runner-{uuid4().hex[:12]}"
@@ -184,7 +252,10 @@ class Runner:
             log.error("not a job event on %s; dropped", msg.subject)
             await msg.term()
             return
-        if event.data.get("status") != JobStatus.PENDING:
+        status = event.data.get("status")
+        if status in FINAL:
+            await self.tasks.close(event.job_id, int(event.data["attempt"]))
+        if status != JobStatus.PENDING:
             await msg.ack()
             return
         try:
@@ -206,7 +277,7 @@ class Runner:
             job = claim.job
             if job is None or job["attempt"] != attempt:
                 return
-            run = JobRun(self.bus, self.name, job, self.tick)
+            run = JobRun(self.bus, self.name, job, self.tick, self.catalog, self.tasks)
             if not claim.accepted:
                 if job["status"] == JobStatus.CANCELING:
                     run.cancelled.set()

@@ -14,6 +14,8 @@ from domain.envelope import Outcome
 
 COMMANDS_STREAM = "JOBS_COMMANDS"
 EVENTS_STREAM = "JOBS_EVENTS"
+TASKS_STREAM = "JOBS_TASKS"
+TASK_ACK_WAIT = 300.0  # how long a task handed to a worker stays invisible to others
 POSITION_HEADER = "Jobledger-Position"
 MSG_ID_HEADER = "Nats-Msg-Id"
 
@@ -24,6 +26,13 @@ STREAMS = (
         retention=RetentionPolicy.WORK_QUEUE,
         storage=StorageType.FILE,
         duplicate_window=120.0,
+    ),
+    StreamConfig(
+        name=TASKS_STREAM,
+        subjects=["jobs.tasks.>"],
+        retention=RetentionPolicy.WORK_QUEUE,
+        storage=StorageType.FILE,
+        max_age=24 * 3600.0,
     ),
     StreamConfig(
         name=EVENTS_STREAM,
@@ -45,6 +54,15 @@ def command_subject(command_name: str) -> str:
 
 def event_subject(job_id: int | str, event_type: str) -> str:
     return f"jobs.events.{job_id}.{event_type}"
+
+
+def task_subject(job_id: int) -> str:
+    return f"jobs.tasks.{job_id}"
+
+
+def task_consumer(job_id: int, attempt: int) -> str:
+    """One consumer per attempt: a worker's reply subject names it, so late results are known."""
+    return f"job-{job_id}-a{attempt}"
 
 
 def outcome_subject(command_id: str) -> str:

@@ -60,6 +60,15 @@ def stage_progressed(view: JobView, event: EventEnvelope) -> JobView:
     return {**view, "progress": {**progress, "stages": stages, "summary": event.data["summary"]}}
 
 
+def stages_tallied(view: JobView, event: EventEnvelope) -> JobView:
+    progress = {
+        **view["progress"],
+        "stages": event.data["stages"],
+        "summary": event.data["summary"],
+    }
+    return {**view, "progress": progress}
+
+
 def job_retried(view: JobView, event: EventEnvelope) -> JobView:
     return {**view, "attempt": event.data["attempt"], "progress": event.data["progress"]}
 
@@ -78,6 +87,8 @@ APPLIERS: dict[str, Callable[[Any, EventEnvelope], JobView]] = {
     "StatusChanged": status_changed,
     "StageProgressed": stage_progressed,
     "JobRetried": job_retried,
+    "ImagesQueued": stages_tallied,
+    "ResultRecorded": stages_tallied,
     "CancelRequested": unchanged,
     "JobClaimed": unchanged,
 }

@@ -1,0 +1,98 @@
+"""The bodies of Antenna's async worker protocol (CONTRACT.md section 12)."""
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from infra.bus import TASKS_STREAM
+
+
+class TasksRequest(BaseModel):
+    batch_size: int = Field(ge=1)
+    client_info: dict[str, Any] | None = None
+
+    @field_validator("batch_size", mode="before")
+    @classmethod
+    def whole_number(cls, value: Any) -> Any:
+        """5, "5" and "5.0" are 5; true, 5.5, "" and "abc" are not numbers of tasks."""
+        if isinstance(value, bool) or value is None:
+            raise ValueError("A valid integer is required.")
+        if isinstance(value, str):
+            try:
+                number = float(value)
+            except ValueError:
+                raise ValueError("A valid integer is required.") from None
+            if not number.is_integer():
+                raise ValueError("A valid integer is required.")
+            return int(number)
+        return value
+
+
+class SourceImage(BaseModel):
+    id: str
+    url: str
+
+
+class Classification(BaseModel):
+    classification: str
+    labels: list[str] | None = None
+    scores: list[float]
+    logits: list[float] | None = None
+    inference_time: float | None = None
+    algorithm: dict[str, Any]
+    terminal: bool = True
+    timestamp: str
+
+
+class Detection(BaseModel):
+    source_image_id: str
+    bbox: dict[str, float] | None
+    inference_time: float | None = None
+    algorithm: dict[str, Any]
+    timestamp: str
+    crop_image_url: str | None = None
+    classifications: list[Classification] = Field(default_factory=list)
+
+
+class PipelineResult(BaseModel):
+    """A successful result; unknown keys (even `error`) are ignored."""
+
+    pipeline: str
+    algorithms: dict[str, Any] = Field(default_factory=dict)
+    total_time: float
+    source_images: list[SourceImage]
+    detections: list[Detection]
+    errors: list[Any] | str | None = None
+
+
+class PipelineError(BaseModel):
+    error: str
+    image_id: str | None = None
+
+
+class TaskResult(BaseModel):
+    # Tried in this order: a payload that is a success is one, even with an `error` key.
+    model_config = ConfigDict(extra="ignore")
+
+    reply_subject: str = Field(min_length=1)
+    result: PipelineResult | PipelineError = Field(union_mode="left_to_right")
+
+
+class ResultsRequest(BaseModel):
+    results: list[TaskResult]
+    client_info: dict[str, Any] | None = None
+
+
+def attempt_of(reply_subject: str, job_id: int) -> int | None:
+    """The attempt whose consumer handed out the task, or None if it is not this job's.
+
+    A reply subject reads `$JS.ACK.<stream>.<consumer>.<delivered>.<stream seq>...`.
+    """
+    parts = reply_subject.split(".")
+    if len(parts) < 5 or parts[:3] != ["$JS", "ACK", TASKS_STREAM]:
+        return None
+    prefix = f"job-{job_id}-a"
+    consumer = parts[3]
+    if not consumer.startswith(prefix) or not consumer[len(prefix) :].isdigit():
+        return None
+    return int(consumer[len(prefix) :])

@@ -1,0 +1,258 @@
+"""Async pipeline jobs: workers poll, fetch tasks and post results (CONTRACT.md section 12)."""
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+import httpx
+import pytest
+
+from api.app import in_process_client
+from api.bootstrap import Stack
+from domain.permissions import ProjectRole
+from tests.conftest import create_job, settled, wait_for
+
+IMAGES = [101, 102, 103, 104]
+
+
+@pytest.fixture
+async def worker(stack: Stack) -> AsyncIterator[httpx.AsyncClient]:
+    stack.catalog.add(
+        {
+            "collections": [{"id": 20, "name": "Four nights", "method": "full", "images": IMAGES}],
+            "captures": [{"id": i, "url": f"https://example.org/{i}.jpg"} for i in IMAGES],
+        }
+    )
+    stack.users.add("worker@example.org")
+    stack.users.grant("worker@example.org", 16, ProjectRole.WORKER)
+    async with in_process_client(stack, stack.users.new_token("worker@example.org")) as client:
+        yield client
+
+
+def success(task: dict[str, Any], detections: int = 2) -> dict[str, Any]:
+    return {
+        "reply_subject": task["reply_subject"],
+        "result": {
+            "pipeline": "panama_moths_2023",
+            "total_time": 1.5,
+            "source_images": [{"id": task["image_id"], "url": task["image_url"]}],
+            "detections": [
+                {
+                    "source_image_id": task["image_id"],
+                    "bbox": {"x1": 0, "y1": 0, "x2": 10, "y2": 10},
+                    "algorithm": {"name": "detector", "key": "detector"},
+                    "timestamp": "2026-12-03T10:00:00",
+                    "classifications": [
+                        {
+                            "classification": "moth",
+                            "scores": [0.9],
+                            "algorithm": {"name": "classifier", "key": "classifier"},
+                            "timestamp": "2026-12-03T10:00:00",
+                        }
+                    ],
+                }
+                for _ in range(detections)
+            ],
+        },
+    }
+
+
+def params(job: dict[str, Any], stage: str) -> dict[str, Any]:
+    found = next(s for s in job["progress"]["stages"] if s["key"] == stage)
+    return {p["key"]: p["value"] for p in found["params"]} | {
+        "status": found["status"],
+        "progress": found["progress"],
+    }
+
+
+async def started_async_job(client: httpx.AsyncClient, **changes: Any) -> dict[str, Any]:
+    created = await create_job(
+        client, delay=0, source_image_collection_id=20, limit=None, **changes
+    )
+    assert created["dispatch_mode"] == "async_api"
+    job = await wait_for(client, created["id"], {"STARTED"})
+    while params(job, "collect")["status"] != "SUCCESS":
+        job = (await client.get(f"/api/v2/jobs/{job['id']}/")).json()
+    return job
+
+
+async def test_a_worker_takes_every_task_and_its_results_finish_the_job(
+    stack: Stack, client: httpx.AsyncClient, worker: httpx.AsyncClient
+) -> None:
+    job = await started_async_job(client)
+    assert params(job, "collect") == {"total_images": 4, "status": "SUCCESS", "progress": 1.0}
+    assert params(job, "process")["remaining"] == 4
+
+    poll = await worker.get(
+        "/api/v2/jobs",
+        params={
+            "pipeline__slug__in": "panama_moths_2023",
+            "ids_only": "1",
+            "incomplete_only": "1",
+            "dispatch_mode": "async_api",
+        },
+        follow_redirects=True,
+    )
+    assert poll.json()["results"] == [
+        {"id": job["id"], "pipeline_slug": "panama_moths_2023", "user_permissions": []}
+    ]
+
+    first = (await worker.post(f"/api/v2/jobs/{job['id']}/tasks/", json={"batch_size": 3})).json()
+    assert len(first["tasks"]) == 3
+    rest = (await worker.post(f"/api/v2/jobs/{job['id']}/tasks/", json={"batch_size": "5"})).json()
+    tasks = first["tasks"] + rest["tasks"]
+    assert sorted(int(t["image_id"]) for t in tasks) == IMAGES
+    assert all(t["id"] == t["image_id"] for t in tasks)
+    assert all(t["reply_subject"].startswith("$JS.ACK.JOBS_TASKS.") for t in tasks)
+
+    failed = {
+        "reply_subject": tasks[3]["reply_subject"],
+        "result": {"error": "out of memory", "image_id": tasks[3]["image_id"]},
+    }
+    posted = await worker.post(
+        f"/api/v2/jobs/{job['id']}/result/",
+        json={"results": [success(tasks[0]), success(tasks[1], detections=1), failed]},
+    )
+    assert posted.status_code == 200
+    receipt = posted.json()
+    assert (receipt["status"], receipt["job_id"], receipt["results_queued"]) == (
+        "accepted",
+        job["id"],
+        3,
+    )
+    assert [t["status"] for t in receipt["tasks"]] == ["queued"] * 3
+
+    middle = (await client.get(f"/api/v2/jobs/{job['id']}/")).json()
+    assert middle["status"] == "STARTED"
+    assert params(middle, "process") == {
+        "processed": 3,
+        "remaining": 1,
+        "failed": 1,
+        "status": "STARTED",
+        "progress": 0.75,
+    }
+    assert params(middle, "results") == {
+        "captures": 2,
+        "detections": 3,
+        "classifications": 3,
+        "status": "STARTED",
+        "progress": 0.75,
+    }
+    assert middle["logs"]["stderr"][0] == (
+        f"Pipeline returned error for job {job['id']}, image {tasks[3]['image_id']}: out of memory"
+    )
+
+    # The same result again (a redelivery) counts nothing twice.
+    await worker.post(f"/api/v2/jobs/{job['id']}/result/", json={"results": [success(tasks[0])]})
+    last = await worker.post(
+        f"/api/v2/jobs/{job['id']}/result/", json={"results": [success(tasks[2])]}
+    )
+    assert last.status_code == 200
+    done = await wait_for(client, job["id"])
+    assert done["status"] == "SUCCESS"
+    assert done["progress"]["summary"] == {"status": "SUCCESS", "progress": 1.0}
+    assert params(done, "results")["captures"] == 3
+    assert params(done, "results")["detections"] == 5
+    drained = await worker.post(f"/api/v2/jobs/{job['id']}/tasks/", json={"batch_size": 1})
+    assert drained.json() == {"tasks": []}
+    await settled(stack)
+
+
+async def test_more_than_half_failed_is_a_failure(
+    client: httpx.AsyncClient, worker: httpx.AsyncClient
+) -> None:
+    job = await started_async_job(client)
+    tasks = (await worker.post(f"/api/v2/jobs/{job['id']}/tasks/", json={"batch_size": 4})).json()
+    results = [
+        {"reply_subject": t["reply_subject"], "result": {"error": "bad", "image_id": t["image_id"]}}
+        for t in tasks["tasks"][:3]
+    ] + [success(tasks["tasks"][3])]
+    await worker.post(f"/api/v2/jobs/{job['id']}/result/", json={"results": results})
+    done = await wait_for(client, job["id"])
+    assert done["status"] == "FAILURE"
+    assert params(done, "process")["status"] == "FAILURE"
+
+
+async def test_limit_cuts_the_images_and_is_shown(
+    client: httpx.AsyncClient, worker: httpx.AsyncClient
+) -> None:
+    created = await create_job(client, delay=0, source_image_collection_id=20, limit=2)
+    job = await wait_for(client, created["id"], {"STARTED"})
+    while params(job, "collect")["status"] != "SUCCESS":
+        job = (await client.get(f"/api/v2/jobs/{created['id']}/")).json()
+    assert params(job, "collect") == {
+        "total_images": 4,
+        "limit": 2,
+        "status": "SUCCESS",
+        "progress": 1.0,
+    }
+    assert params(job, "process")["remaining"] == 2
+
+
+async def test_cancel_of_an_async_job_revokes_it_at_once_and_empties_its_queue(
+    client: httpx.AsyncClient, worker: httpx.AsyncClient
+) -> None:
+    job = await started_async_job(client)
+    cancelled = (await client.post(f"/api/v2/jobs/{job['id']}/cancel/")).json()
+    assert cancelled["status"] == "REVOKED"
+    tasks = await worker.post(f"/api/v2/jobs/{job['id']}/tasks/", json={"batch_size": 4})
+    assert tasks.json() == {"tasks": []}
+
+
+@pytest.mark.parametrize(
+    ("body", "errors"),
+    [
+        ({}, {"batch_size": ["This field is required."]}),
+        ({"batch_size": None}, {"batch_size": ["A valid integer is required."]}),
+        ({"batch_size": ""}, {"batch_size": ["A valid integer is required."]}),
+        ({"batch_size": "abc"}, {"batch_size": ["A valid integer is required."]}),
+        ({"batch_size": 5.5}, {"batch_size": ["A valid integer is required."]}),
+        ({"batch_size": True}, {"batch_size": ["A valid integer is required."]}),
+        ({"batch_size": 0}, {"batch_size": ["Ensure this value is greater than or equal to 1."]}),
+    ],
+)
+async def test_a_bad_tasks_request_is_400_even_for_a_missing_job(
+    worker: httpx.AsyncClient, body: dict[str, Any], errors: dict[str, list[str]]
+) -> None:
+    response = await worker.post("/api/v2/jobs/999/tasks/", json=body)
+    assert (response.status_code, response.json()) == (400, errors)
+
+
+async def test_tasks_of_a_job_that_is_not_async_are_refused(
+    client: httpx.AsyncClient, worker: httpx.AsyncClient
+) -> None:
+    job = await create_job(client, start_now=False)
+    response = await worker.post(f"/api/v2/jobs/{job['id']}/tasks/", json={"batch_size": 1})
+    assert (response.status_code, response.json()) == (
+        400,
+        ["Only async_api jobs have fetchable tasks"],
+    )
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        [],
+        {"results": [{"result": {"error": "x"}}]},
+        {"results": [{"reply_subject": "$JS.ACK.x"}]},
+        {"results": [{"reply_subject": "$JS.ACK.x", "result": {"pipeline": "p"}}]},
+    ],
+)
+async def test_a_bad_result_is_400(
+    client: httpx.AsyncClient, worker: httpx.AsyncClient, body: Any
+) -> None:
+    job = await create_job(client, start_now=False, delay=0)
+    response = await worker.post(f"/api/v2/jobs/{job['id']}/result/", json=body)
+    assert response.status_code == 400
+
+
+async def test_an_empty_result_list_is_accepted(
+    client: httpx.AsyncClient, worker: httpx.AsyncClient
+) -> None:
+    job = await create_job(client, start_now=False, delay=0)
+    response = await worker.post(f"/api/v2/jobs/{job['id']}/result/", json={"results": []})
+    assert response.json() == {
+        "status": "accepted",
+        "job_id": job["id"],
+        "results_queued": 0,
+        "tasks": [],
+    }
