@@ -229,3 +229,28 @@ async def test_command_responses_show_the_job_right_after_the_command(settings: 
             ]
             assert messages(body)[-1] == f"Changing status of job {job_id} to PENDING"
             assert messages(body)[-2] == f'Re-running job #{job_id} "Trest" (attempt 2)'
+
+
+def normalised(job: dict[str, Any]) -> dict[str, Any]:
+    """The job with what may differ blanked: ids, times, the URLs' host, the stage Delay."""
+    text = json.dumps(job)
+    text = re.sub(r'"(created_at|updated_at|started_at|finished_at)": "[^"]*"', r'"\1": "T"', text)
+    text = re.sub(r'"duration": "[^"]*"', '"duration": "D"', text)
+    text = re.sub(r"\[\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\]", "[T]", text)
+    text = re.sub(r"https?://[^/]+/api/", "HOST/api/", text)
+    text = re.sub(r"job #?\d+", "job N", text)
+    text = re.sub(r"jobs/\d+/", "jobs/N/", text)
+    result: dict[str, Any] = json.loads(text)
+    result["id"] = "N"
+    result["progress"]["stages"][0]["params"][0]["value"] = "DELAY"
+    return result
+
+
+async def test_the_seed_job_through_the_api_equals_the_seed(client: httpx.AsyncClient) -> None:
+    created = await create_job(client)
+    await wait_for(client, created["id"])
+    anonymous = {"Authorization": ""}  # the seed page was read anonymously
+    job = await client.get(
+        f"/api/v2/jobs/{created['id']}/", params={"format": "api"}, headers=anonymous
+    )
+    assert normalised(job.json()) == normalised(SEED)
