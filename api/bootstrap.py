@@ -12,6 +12,7 @@ from faststream.nats import NatsBroker
 
 from handlers.command_consumer import CommandConsumer
 from handlers.command_handler import CommandHandler
+from handlers.reaper import Reaper
 from handlers.relay import EventRelay
 from handlers.runner import Runner
 from infra.bus import CommandBus, connection, ensure_streams, jetstream, make_broker
@@ -31,6 +32,7 @@ class Role(StrEnum):
     RELAY = "relay"
     PROJECTOR = "projector"
     RUNNER = "runner"
+    REAPER = "reaper"
 
 
 ALL_ROLES = frozenset(Role)
@@ -149,6 +151,11 @@ async def running_stack(
                 settings.delay_tick,
             )
             stack.tasks.append(asyncio.create_task(supervise("runner", runner.run)))
+        if Role.REAPER in roles:
+            reaper = Reaper(
+                stack.read_store, stack.bus, settings.stall_limit, settings.reap_interval
+            )
+            stack.tasks.append(asyncio.create_task(supervise("reaper", reaper.run)))
         try:
             yield stack
         finally:

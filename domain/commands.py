@@ -1,5 +1,6 @@
 """Commands: what a client, the API or a runner asks of a job. Flat, validated, JSON on the bus."""
 
+from datetime import datetime
 from typing import Any, Literal
 from uuid import uuid4
 
@@ -147,6 +148,15 @@ class ConfirmCancelled(RunnerReport):
     pass
 
 
+class ReapJob(JobCommand):
+    """Fail an attempt that has reported nothing since `quiet_since` (sent by the reaper)."""
+
+    attempt: int = Field(ge=1)
+    quiet_since: datetime
+    idle: float = Field(ge=0, description="seconds since the job last changed")
+    stall_limit: float = Field(gt=0, description="seconds")
+
+
 class QueueImages(RunnerReport):
     """The images an async job's attempt hands to workers, after filtering and `limit`."""
 
@@ -181,5 +191,6 @@ COMMANDS: dict[str, type[Command]] = {
         ConfirmCancelled,
         QueueImages,
         RecordResult,
+        ReapJob,
     )
 }

@@ -21,6 +21,7 @@ from domain.commands import (
     FinishJob,
     JobSpec,
     QueueImages,
+    ReapJob,
     RecordResult,
     ReportProgress,
     RunnerReport,
@@ -52,6 +53,9 @@ from domain.statuses import ACTIVE, FINAL, RUNNING, JobStatus
 
 NAMESPACE = uuid5(NAMESPACE_URL, "https://jobledger/")
 
+# A runner or workers are at work in these statuses, so silence means they are gone.
+REAPABLE = frozenset({JobStatus.STARTED, JobStatus.RETRY, JobStatus.CANCELING})
+
 
 class Refused(Exception):
     """A command the state machine does not allow; the message is the reason."""
@@ -67,6 +71,10 @@ def cause_of(command: Command) -> dict[str, Any]:
         "correlation_id": command.correlation_id or command.command_id,
         "actor": command.actor,
     }
+
+
+def minutes(seconds: float) -> str:
+    return f"{round(seconds / 60, 1):g}"
 
 
 def times_after(
@@ -362,6 +370,27 @@ class Job(Aggregate):
             failed = f'Job #{self.job_id} "{self.name}" failed: {command.reason}'
             self._log("ERROR", failed, command)
         self._change_status(command.status, command)
+        self._log("INFO", f'Finished job #{self.job_id} "{self.name}" ({self.status})', command)
+
+    def reap(self, command: ReapJob) -> None:
+        """A started attempt that fell silent ends: FAILURE (REVOKED if it was being cancelled)."""
+        if command.attempt != self.attempt or self.status not in REAPABLE:
+            raise Refused(f"Job {self.job_id} is {self.status} in attempt {self.attempt}")
+        if self.modified_on > command.quiet_since:
+            raise Refused(f"Job {self.job_id} has reported since {command.quiet_since}")
+        stages = ", ".join(
+            f"{s['key']}={round(s['progress'] * 100)}% {s['status']}"
+            for s in self.progress["stages"]
+        )
+        self._log(
+            "WARNING",
+            f"Reaping stalled job: no progress for {minutes(command.idle)} min (threshold"
+            f" {minutes(command.stall_limit)} min). previous_status={self.status},"
+            f" dispatch_mode={self.dispatch_mode}, stages: {stages or 'none'}",
+            command,
+        )
+        ended = JobStatus.REVOKED if self.status == JobStatus.CANCELING else JobStatus.FAILURE
+        self._change_status(ended, command)
         self._log("INFO", f'Finished job #{self.job_id} "{self.name}" ({self.status})', command)
 
     def queue_images(self, command: QueueImages) -> None:

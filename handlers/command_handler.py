@@ -27,6 +27,7 @@ from domain.commands import (
     FinishJob,
     JobCommand,
     QueueImages,
+    ReapJob,
     RecordResult,
     ReportProgress,
     RetryJob,
@@ -61,6 +62,7 @@ ROUTES: dict[type[Command], Callable[[Job, Any], None]] = {
     ConfirmCancelled: Job.confirm_cancelled,
     QueueImages: Job.queue_images,
     RecordResult: Job.record_result,
+    ReapJob: Job.reap,
 }
 
 CONFLICT_RETRIES = 3

@@ -20,6 +20,10 @@ class Settings(BaseSettings):
         default=1.0, gt=0, description="wall-clock seconds per second of a test job's delay"
     )
     runner_concurrency: int = Field(default=4, ge=1)
+    stall_limit: float = Field(
+        default=600.0, gt=0, description="seconds a started job may stay silent before it fails"
+    )
+    reap_interval: float = Field(default=60.0, gt=0, description="seconds between reaper rounds")
     command_timeout: float = Field(default=10.0, gt=0)
     token: str | None = Field(default=None, description="the CLI's API token for `serve`")
 

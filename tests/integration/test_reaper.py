@@ -1,0 +1,63 @@
+"""The reaper ends started attempts whose runner or workers fell silent, and only those."""
+
+import asyncio
+from collections.abc import AsyncIterator
+
+import httpx
+import pytest
+
+from api.app import in_process_client
+from api.bootstrap import running_stack
+from infra.catalog import SEED_CATALOG
+from infra.settings import Settings
+from tests.conftest import admin_token, create_job, wait_for
+
+
+@pytest.fixture
+async def impatient(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
+    quick = settings.model_copy(update={"stall_limit": 0.5, "reap_interval": 0.1})
+    async with running_stack(quick) as stack:
+        stack.catalog.add(SEED_CATALOG)
+        stack.catalog.add(
+            {
+                "collections": [{"id": 30, "name": "One", "method": "full", "images": [7]}],
+                "captures": [{"id": 7, "url": "https://example.org/7.jpg"}],
+            }
+        )
+        async with in_process_client(stack, admin_token(stack)) as client:
+            yield client
+
+
+async def test_a_job_whose_workers_fell_silent_fails_with_a_reason(
+    impatient: httpx.AsyncClient,
+) -> None:
+    created = await create_job(impatient, delay=0, source_image_collection_id=30)
+    job = await wait_for(impatient, created["id"], within=5)
+    assert job["status"] == "FAILURE"
+    warning = next(line for line in job["logs"]["stdout"] if " WARNING " in line)
+    assert warning.endswith(
+        "Reaping stalled job: no progress for 0 min (threshold 0 min)."
+        " previous_status=STARTED, dispatch_mode=async_api, stages: collect=100% SUCCESS,"
+        " process=0% STARTED, results=0% STARTED"
+    )
+    events = (await impatient.get(f"/api/v2/jobs/{created['id']}/history/")).json()
+    reaped = [e for e in events if e["actor"] == "reaper"]
+    assert [e["type"] for e in reaped] == [
+        "LogAppended",
+        "StatusChanged",
+        "LogAppended",
+        "LogAppended",
+    ]
+
+
+async def test_a_job_that_reports_is_left_alone(impatient: httpx.AsyncClient) -> None:
+    created = await create_job(impatient, delay=60)  # a report every 2 ticks of 0.02 s
+    job = await wait_for(impatient, created["id"])
+    assert job["status"] == "SUCCESS"
+
+
+async def test_a_created_job_is_never_reaped(impatient: httpx.AsyncClient) -> None:
+    created = await create_job(impatient, start_now=False)
+    await asyncio.sleep(1.0)
+    job = (await impatient.get(f"/api/v2/jobs/{created['id']}/")).json()
+    assert job["status"] == "CREATED"
