@@ -390,6 +390,9 @@ class Job(Aggregate):
             command,
         )
         ended = JobStatus.REVOKED if self.status == JobStatus.CANCELING else JobStatus.FAILURE
+        if ended == JobStatus.FAILURE:
+            stalled = f"stalled, no progress for {minutes(command.idle)} min"
+            self._log("ERROR", f'Job #{self.job_id} "{self.name}" failed: {stalled}', command)
         self._change_status(ended, command)
         self._log("INFO", f'Finished job #{self.job_id} "{self.name}" ({self.status})', command)
 

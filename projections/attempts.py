@@ -23,7 +23,7 @@ def attempts(events: Iterable[EventEnvelope]) -> list[Attempt]:
     """Each attempt as it ended (or is now), first attempt first.
 
     The job's view is folded with the projection's `apply`: an attempt's status and times
-    are the view's when the next attempt began, so the last attempt's are the job's own.
+    are the view's just before the next attempt began; the last attempt's are the job's own.
     """
     ends: dict[int, JobView] = {}
     failures: dict[int, str] = {}
@@ -31,7 +31,7 @@ def attempts(events: Iterable[EventEnvelope]) -> list[Attempt]:
     for event in events:
         data = event.data
         if event.type == "LogAppended" and data["level"] == "ERROR" and view is not None:
-            # FinishJob's reason is kept only in this line: 'Job #7 "Trest" failed: <reason>'.
+            # A failure's reason is kept only in this line: 'Job #7 "Trest" failed: <reason>'.
             failed = f'Job #{view["id"]} "{view["name"]}" failed: '
             if data["message"].startswith(failed):
                 failures[data["attempt"]] = data["message"].removeprefix(failed)

@@ -44,10 +44,16 @@ async def test_a_job_whose_workers_fell_silent_fails_with_a_reason(
     reaped = [e for e in events if e["actor"] == "reaper"]
     assert [e["type"] for e in reaped] == [
         "LogAppended",
+        "LogAppended",
         "StatusChanged",
         "LogAppended",
         "LogAppended",
     ]
+    assert job["logs"]["stderr"] == [
+        f'Job #{job["id"]} "Trest" failed: stalled, no progress for 0 min'
+    ]
+    attempts = (await impatient.get(f"/api/v2/jobs/{created['id']}/attempts/")).json()
+    assert attempts[0]["reason"] == "stalled, no progress for 0 min"
 
 
 async def test_a_job_that_reports_is_left_alone(impatient: httpx.AsyncClient) -> None:
