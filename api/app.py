@@ -115,10 +115,27 @@ def build_app(stack: Stack) -> FastAPI:
             raise ApiError(404, NOT_FOUND)
         return view
 
-    def read_job(job_id: int, render: JobRenderer, logs_limit: int = LOGS_LIMIT) -> dict[str, Any]:
+    def read_job(
+        job_id: int, render: JobRenderer, logs_limit: int = LOGS_LIMIT, status_code: int = 200
+    ) -> JSONResponse:
+        """The job, with the version it reflects and the projection's position as headers."""
         view = visible_view(job_id, render.user)
         with stack.read_store.reading() as db:
-            return render.job(view, views.job_logs(db, job_id, logs_limit))
+            body = render.job(view, views.job_logs(db, job_id, logs_limit))
+            headers = {
+                "X-Job-Version": str(views.job_version(db, job_id)),
+                "X-Projection-Position": str(views.projected_position(db)),
+            }
+        return JSONResponse(body, status_code=status_code, headers=headers)
+
+    async def wait_for_version(job_id: int, version: int) -> None:
+        """Read-your-writes for readers: wait, bounded, until the view has reached `version`."""
+        deadline = time.monotonic() + stack.settings.command_timeout
+        while time.monotonic() < deadline:
+            with stack.read_store.reading() as db:
+                if views.job_version(db, job_id) >= version:
+                    return
+            await asyncio.sleep(0.01)
 
     async def wait_for_projection(position: int | None) -> None:
         """Read-your-writes: wait, bounded, until the projection has applied `position`."""
@@ -138,14 +155,19 @@ def build_app(stack: Stack) -> FastAPI:
             detail = "The command handler did not answer in time."
             raise ApiError(503, {"detail": detail}) from error
 
-    async def act(command: Command, render: JobRenderer, refusal_status: int | None = 400) -> Any:
+    async def act(
+        command: Command,
+        render: JobRenderer,
+        refusal_status: int | None = 400,
+        status_code: int = 200,
+    ) -> Any:
         outcome = await send(command)
         if outcome.job_id is None or outcome.version is None:
             raise ApiError(404, NOT_FOUND)
         if not outcome.accepted and refusal_status is not None:
             raise ApiError(refusal_status, [outcome.reason])
         await wait_for_projection(outcome.position)
-        return read_job(outcome.job_id, render)
+        return read_job(outcome.job_id, render, status_code=status_code)
 
     @app.get(
         "/api/v2/jobs/",
@@ -194,13 +216,16 @@ def build_app(stack: Stack) -> FastAPI:
             require(render.user, run_permission(spec.job_type_key, single), spec.project_id)
         check_references(stack.catalog, spec)
         command = CreateJob(**spec.model_dump(), start_now=run_now, actor=render.user.email)
-        return await act(command, render)
+        return await act(command, render, status_code=201)
 
     @app.get("/api/v2/jobs/{job_id}/", summary="A job with its progress and logs")
-    def get_job(
+    async def get_job(
         job_id: int,
         render: Renderer,
         logs_limit: Annotated[int, Query(ge=1, le=5000)] = LOGS_LIMIT,
+        min_version: Annotated[
+            int | None, Query(ge=1, description="wait (bounded) until the view has this version")
+        ] = None,
         as_of_version: Annotated[
             int | None, Query(ge=1, description="the job as it was at this version")
         ] = None,
@@ -208,12 +233,14 @@ def build_app(stack: Stack) -> FastAPI:
             str | None,
             Query(description="the job as it was at this ISO 8601 time (no offset: TIME_ZONE)"),
         ] = None,
-    ) -> dict[str, Any]:
+    ) -> Any:
         if as_of_version is None and as_of is None:
+            if min_version is not None:
+                await wait_for_version(job_id, min_version)
             return read_job(job_id, render, logs_limit)
         moment = None if as_of is None else _moment(as_of, time_zone)
         visible_view(job_id, render.user)
-        history = stack.event_store.job_history(job_id)
+        history = await asyncio.to_thread(stack.event_store.job_history, job_id)
         last = history[-1].version
         if as_of_version is not None and as_of_version > last:
             reason = f"Job {job_id} has no version {as_of_version}; its last is {last}."

@@ -39,6 +39,10 @@ CREATE TABLE IF NOT EXISTS job_logs (
     message TEXT NOT NULL,
     PRIMARY KEY (job_id, version)
 );
+CREATE TABLE IF NOT EXISTS job_versions (
+    job_id INTEGER PRIMARY KEY,
+    version INTEGER NOT NULL
+);
 CREATE TABLE IF NOT EXISTS projection_position (
     name TEXT PRIMARY KEY,
     position INTEGER NOT NULL,
@@ -49,7 +53,7 @@ CREATE TABLE IF NOT EXISTS projection_position (
 
 # Raise with every change to SCHEMA: a read store of another version is dropped and the
 # projection rebuilds it from the first event.
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 
 class ReadStore:
@@ -61,6 +65,7 @@ class ReadStore:
             if db.execute("PRAGMA user_version").fetchone()[0] != SCHEMA_VERSION:
                 db.executescript(
                     "DROP TABLE IF EXISTS jobs; DROP TABLE IF EXISTS job_logs;"
+                    " DROP TABLE IF EXISTS job_versions;"
                     " DROP TABLE IF EXISTS projection_position;"
                 )
             db.executescript(SCHEMA)

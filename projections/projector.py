@@ -48,11 +48,13 @@ def apply_batch(
     position, stream_seq = stored_position(db)
     views: dict[int, JobView | None] = {}
     logs: list[tuple[int, int, str, str, str]] = []
+    versions: dict[int, int] = {}  # every event counts, refusals and log lines too
     for event, seq in batch:
         stream_seq = max(stream_seq, seq)
         if event.position is None or event.position <= position:
             continue
         position = event.position
+        versions[event.job_id] = event.version
         if event.type == "LogAppended":
             data = event.data
             logs.append(
@@ -96,6 +98,11 @@ def apply_batch(
             "INSERT OR IGNORE INTO job_logs (job_id, version, logged_at, level, message)"
             " VALUES (?, ?, ?, ?, ?)",
             logs,
+        )
+        db.executemany(
+            "INSERT INTO job_versions (job_id, version) VALUES (?, ?)"
+            " ON CONFLICT (job_id) DO UPDATE SET version = excluded.version",
+            list(versions.items()),
         )
         deleted = [(job_id,) for job_id, view in views.items() if view is None]
         db.executemany("DELETE FROM jobs WHERE job_id = ?", deleted)

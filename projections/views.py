@@ -123,6 +123,12 @@ def pipeline_ids(db: sqlite3.Connection) -> list[int]:
     return [int(row["pipeline_id"]) for row in rows]
 
 
+def job_version(db: sqlite3.Connection, job_id: int) -> int:
+    """The version of the job's last event the projection has applied (0: none)."""
+    row = db.execute("SELECT version FROM job_versions WHERE job_id = ?", (job_id,)).fetchone()
+    return int(row["version"]) if row else 0
+
+
 def job_logs(db: sqlite3.Connection, job_id: int, limit: int) -> list[dict[str, Any]]:
     """The newest `limit` log lines of a job, newest first."""
     rows = db.execute(
