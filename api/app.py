@@ -13,7 +13,7 @@ from zoneinfo import ZoneInfo
 import httpx
 from fastapi import Depends, FastAPI, Header, Query, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, RedirectResponse, Response
+from fastapi.responses import JSONResponse, RedirectResponse, Response, StreamingResponse
 from nats.errors import Error as NatsError
 from starlette.types import ASGIApp, Receive, Scope, Send
 
@@ -43,11 +43,12 @@ from domain.commands import (
     RunJob,
     UpdateJob,
 )
-from domain.envelope import Outcome
+from domain.envelope import EventEnvelope, Outcome
 from domain.permissions import User, run_permission
-from domain.statuses import ACTIVE
-from infra.bus import connection, jetstream
+from domain.statuses import ACTIVE, JobStatus
+from infra.bus import connection, event_subject, jetstream
 from infra.catalog import Catalog
+from infra.event_feed import events, first_sequence_after
 from infra.task_queue import TaskQueue
 from projections import views
 from projections.attempts import attempts
@@ -84,7 +85,8 @@ def build_app(stack: Stack) -> FastAPI:
     )
     app.add_middleware(AppendSlash)
     time_zone = ZoneInfo(stack.settings.time_zone)
-    task_queue = TaskQueue(jetstream(stack.broker))
+    js = jetstream(stack.broker)
+    task_queue = TaskQueue(js)
 
     @app.exception_handler(ApiError)
     async def api_error(_: Request, error: ApiError) -> JSONResponse:
@@ -362,6 +364,79 @@ def build_app(stack: Stack) -> FastAPI:
             raise ApiError(404, NOT_FOUND)
         return [event.model_dump(mode="json", exclude={"position"}) for event in history]
 
+    def resume_after(header: str | None, fallback: int) -> int:
+        """Where a reconnecting client stopped: its Last-Event-ID, else the query's start."""
+        return int(header) if header and header.strip().isdigit() else fallback
+
+    @app.get(
+        "/api/v2/jobs/{job_id}/events/",
+        summary="A job's events as Server-Sent Events, live",
+        response_class=StreamingResponse,
+    )
+    async def job_event_stream(
+        job_id: int,
+        user: Caller,
+        from_version: Annotated[int, Query(ge=0, description="send events after this")] = 0,
+        follow: Annotated[str | None, Query(description="false: stop at the last one")] = None,
+        last_event_id: Annotated[str | None, Header()] = None,
+    ) -> StreamingResponse:
+        visible_view(job_id, user)
+        after = resume_after(last_event_id, from_version)
+
+        async def stream() -> AsyncIterator[str]:
+            feed = events(js, event_subject(job_id, ">"), 1, follows(follow))
+            async for event in feed:
+                if event.version > after:
+                    yield server_sent(event, event.version)
+
+        return StreamingResponse(stream(), media_type="text/event-stream")
+
+    @app.get(
+        "/api/v2/events/",
+        summary="All jobs' events as Server-Sent Events, live",
+        response_class=StreamingResponse,
+    )
+    async def event_stream(
+        user: Caller,
+        from_position: Annotated[int, Query(ge=0, description="send events after this")] = 0,
+        project: Annotated[int | None, Query(description="only this project's jobs")] = None,
+        type: Annotated[str | None, Query(description="only events of this type")] = None,
+        status: Annotated[JobStatus | None, Query(description="only changes to it")] = None,
+        follow: Annotated[str | None, Query(description="false: stop at the last one")] = None,
+        last_event_id: Annotated[str | None, Header()] = None,
+    ) -> StreamingResponse:
+        start = await first_sequence_after(js, resume_after(last_event_id, from_position))
+        hidden = stack.catalog.hidden_projects(user)
+        projects: dict[int, int | None] = {}
+
+        def project_of(event: EventEnvelope) -> int | None:
+            changes = event.data.get("spec") or event.data.get("changes") or {}
+            if "project_id" in changes:
+                projects[event.job_id] = changes["project_id"]
+            elif event.job_id not in projects:
+                with stack.read_store.reading() as db:
+                    view = views.job_view(db, event.job_id)
+                projects[event.job_id] = view["project_id"] if view else None
+            return projects[event.job_id]
+
+        def wanted(event: EventEnvelope) -> bool:
+            project_id = project_of(event)
+            if project_id is None and not user.is_superuser:
+                return False  # a deleted job's project is unknown here: only for superusers
+            return (
+                project_id not in hidden
+                and (project is None or project_id == project)
+                and (type is None or event.type == type)
+                and (status is None or event.data.get("status") == status)
+            )
+
+        async def stream() -> AsyncIterator[str]:
+            async for event in events(js, "jobs.events.>", start, follows(follow)):
+                if wanted(event):
+                    yield server_sent(event, event.position or 0)
+
+        return StreamingResponse(stream(), media_type="text/event-stream")
+
     @app.post("/api/v2/jobs/{job_id}/tasks/", summary="Hand tasks of an async job to a worker")
     async def fetch_tasks(job_id: int, request: Request, user: Caller) -> dict[str, Any]:
         wanted = validated(TasksRequest, await read_body(request))  # before the job, as Antenna
@@ -414,6 +489,15 @@ def build_app(stack: Stack) -> FastAPI:
         }
 
     return app
+
+
+def server_sent(event: EventEnvelope, event_id: int) -> str:
+    return f"id: {event_id}\nevent: {event.type}\ndata: {event.model_dump_json()}\n\n"
+
+
+def follows(follow: str | None) -> bool:
+    """Streams stay open unless `follow` says otherwise (lenient, as the other booleans)."""
+    return follow is None or lenient_bool(follow)
 
 
 def result_command(job_id: int, item: TaskResult, actor: str) -> RecordResult:

@@ -5,9 +5,11 @@ import contextlib
 import json
 import logging
 import socket
+import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, NoReturn
+from zoneinfo import ZoneInfo
 
 import httpx
 import typer
@@ -25,11 +27,20 @@ from domain.permissions import ProjectRole, User
 from domain.statuses import FINAL
 from infra.bus import EVENTS_STREAM, event_subject, jetstream
 from infra.catalog import SEED_CATALOG, Catalog
-from infra.event_store import open_event_store
+from infra.event_store import EventStore, open_event_store
 from infra.read_store import ReadStore
 from infra.settings import Settings
 from infra.users import Users
+from projections.audit_export import (
+    ExportFormat,
+    check_export,
+    format_of,
+    jobs_of_project,
+    write_export,
+)
+from projections.time_travel import view_as_of
 from projections.verification import verify as verify_read_store
+from projections.view_diff import point_of, view_changes
 
 app = typer.Typer(help="jobledger: an event-sourced job system on NATS JetStream.")
 console = Console()
@@ -424,3 +435,109 @@ def verify() -> None:
         f"The live read model equals a replay of every event"
         f" ({result.jobs} jobs and {result.log_lines} log lines compared)."
     )
+
+
+def fail(message: str) -> NoReturn:
+    typer.echo(message, err=True)
+    raise typer.Exit(1)
+
+
+def histories_to_export(
+    events: EventStore, job_id: int | None, project: int | None
+) -> list[list[EventEnvelope]]:
+    """One job's history, or those of every job that was ever in the project, by job id."""
+    if job_id is not None and project is None:
+        return [events.job_history(job_id)]
+    if project is not None and job_id is None:
+        job_ids = jobs_of_project(events.all_job_envelopes(), project)
+        return [events.job_history(job) for job in job_ids]
+    raise typer.BadParameter("give a job id or --project, one of them")
+
+
+@app.command("export-history")
+def export_history(
+    job_id: Annotated[int | None, typer.Argument(help="the job; or give --project")] = None,
+    project: Annotated[
+        int | None, typer.Option(help="every job that was ever in this project, by id")
+    ] = None,
+    export_format: Annotated[ExportFormat, typer.Option("--format")] = ExportFormat.JSONL,
+    output: Annotated[
+        Path | None, typer.Option(help="the file to write; default: standard output")
+    ] = None,
+) -> None:
+    """Export a job's events (or a project's jobs'), one a line, sealed by a SHA-256 chain;
+    print the chain's head (event count and last hash) on standard error."""
+    events = open_event_store(Settings())
+    try:
+        histories = histories_to_export(events, job_id, project)
+    finally:
+        events.close()
+    if not any(histories):
+        fail(f"Job {job_id} has no events." if project is None else f"No job in project {project}.")
+    with (
+        output.open("w", encoding="utf-8", newline="")
+        if output
+        else contextlib.nullcontext(sys.stdout)
+    ) as out:
+        head = write_export(
+            (event for history in histories for event in history), export_format, out
+        )
+    typer.echo(str(head), err=True)
+
+
+@app.command("verify-export")
+def verify_export(
+    path: Annotated[Path, typer.Argument(exists=True, dir_okay=False)],
+    expect_hash: Annotated[
+        str | None, typer.Option(help="the chain head kept apart from the file")
+    ] = None,
+) -> None:
+    """Recompute an export's SHA-256 chain (JSON Lines or CSV, by extension or content); exit 1
+    at the first line that breaks it, or when its last hash is not --expect-hash."""
+    try:
+        text = path.read_bytes().decode()
+    except UnicodeDecodeError as error:
+        fail(f"BROKEN: not UTF-8 text ({error})")
+    check = check_export(text, format_of(path, text))
+    if check.broken:
+        fail(f"BROKEN: {check.broken}")
+    last = check.head.last_hash
+    if expect_hash is not None and last != expect_hash.strip().lower():
+        fail(
+            f"BROKEN: the chain ends at {last}, not at the expected {expect_hash}:"
+            " lines were removed from the end, or the chain was rewritten"
+        )
+    typer.echo(f"OK: {check.head}")
+
+
+@app.command()
+def diff(job_id: int, before: str, after: str) -> None:
+    """What changed in a job's view from BEFORE to AFTER (each a version, or an ISO 8601 time):
+    one `path: old → new` line per changed field, then the log lines added."""
+    settings = Settings()
+    zone = ZoneInfo(settings.time_zone)
+    try:
+        points = [point_of(before, zone), point_of(after, zone)]
+    except ValueError:
+        raise typer.BadParameter("each side is a version or an ISO 8601 time") from None
+    events = open_event_store(settings)
+    try:
+        history = events.job_history(job_id)
+    finally:
+        events.close()
+    if not history:
+        fail(f"Job {job_id} has no events.")
+    last = history[-1].version
+    views = []
+    for value, (version, moment) in zip((before, after), points, strict=True):
+        if version is not None and not 1 <= version <= last:
+            fail(f"Job {job_id} has no version {version}; its last is {last}.")
+        view = view_as_of(history, version, moment)
+        if view is None:
+            fail(f"Job {job_id} has no view at {value}: it did not exist yet, or was deleted.")
+        views.append(view)
+    changes = view_changes(views[0], views[1])
+    for change in changes:
+        typer.echo(change)
+    if not changes:
+        typer.echo("No difference.")

@@ -176,3 +176,17 @@ def check_export(text: str, export_format: ExportFormat) -> ExportCheck:
             return ExportCheck(ChainHead(count, last), broken)
         last, count = hash_, count + 1
     return ExportCheck(ChainHead(count, last), None)
+
+
+def jobs_of_project(events: Iterable[EventEnvelope], project_id: int) -> list[int]:
+    """The ids, in order, of the jobs that were in the project at any point of their history."""
+    return sorted(
+        {
+            event.job_id
+            for event in events
+            if (event.type == "JobCreated" and event.data["spec"]["project_id"] == project_id)
+            or (
+                event.type == "JobUpdated" and event.data["changes"].get("project_id") == project_id
+            )
+        }
+    )
