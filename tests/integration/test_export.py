@@ -6,6 +6,7 @@ The stack has no runner: the job moves only by the runner reports the test sends
 import hashlib
 import json
 from collections.abc import AsyncIterator
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -115,9 +116,12 @@ async def test_an_export_proves_itself_and_names_the_line_that_was_tampered_with
     removed = [*lines[: third - 1], *lines[third:]]
     assert verify(removed) == (1, f"BROKEN: line {third}: {BROKEN_CHAIN}\n")
 
-    changed = [*lines[:third], lines[third].replace("PENDING", "PENDINH", 1), *lines[third + 1 :]]
-    assert "PENDINH" in changed[third]
-    assert verify(changed) == (1, f"BROKEN: line {third + 1}: {BROKEN_CHAIN}\n")
+    fourth = first + 3
+    ident = events[3]["id"]
+    other = ident[:-1] + ("1" if ident.endswith("0") else "0")
+    changed = [*lines[: fourth - 1], lines[fourth - 1].replace(ident, other), *lines[fourth:]]
+    assert changed != lines
+    assert verify(changed) == (1, f"BROKEN: line {fourth}: {BROKEN_CHAIN}\n")
 
     truncated = lines[:-1]
     assert verify(truncated) == (0, f"OK: 25 events, chain head {hashes[-2]}\n")
@@ -146,7 +150,7 @@ async def test_a_project_export_chains_its_jobs_in_id_order_to_standard_output(
         json.dumps({**event, "hash": hash_}, sort_keys=True, separators=(",", ":"))
         for event, hash_ in zip(events, hashes, strict=True)
     ]
-    assert exported.stderr == f"23 events, chain head {hashes[-1]}\n"
+    assert exported.stderr == f"27 events, chain head {hashes[-1]}\n"
 
     nothing = jobledger(settings, "export-history", "--project", "99")
     assert (nothing.exit_code, nothing.stderr) == (1, "No job in project 99.\n")
@@ -161,8 +165,44 @@ async def test_diff_from_version_1_to_the_last_shows_status_progress_and_log_cha
 ) -> None:
     stack, client = idle
     events = await cancelled_then_retried(stack, client)
-    created, last = events[0], events[-1]
-    result = jobledger(settings, "diff", "1", "1", str(last["version"]))
-    assert result.exit_code == 0, result.output
-    print(result.output)
-    assert result.output == ""
+
+    def moment(event: dict[str, Any]) -> str:
+        return datetime.fromisoformat(event["occurred_at"]).isoformat()
+
+    statuses = [event for event in events if event["type"] == "StatusChanged"]
+    started, finished = statuses[-2], statuses[-1]
+    assert (started["data"]["status"], finished["data"]["status"]) == ("STARTED", "SUCCESS")
+    row = [event for event in events if event["type"] not in {"LogAppended", "CommandRefused"}]
+    logs = [event for event in events if event["type"] == "LogAppended"]
+    assert len(logs) == 12
+    result = jobledger(settings, "diff", "1", "1", str(events[-1]["version"]))
+    assert (result.exit_code, result.stderr) == (0, "")
+    assert result.stdout.splitlines() == [
+        'progress.summary.status: "CREATED" → "SUCCESS"',
+        "progress.summary.progress: 0.0 → 1.0",
+        'progress.stages[0].status: "CREATED" → "SUCCESS"',
+        "progress.stages[0].progress: 0.0 → 1.0",
+        "progress.stages[0].params[0].value: 10 → 0",
+        'status: "CREATED" → "SUCCESS"',
+        "attempt: 1 → 2",
+        f'updated_at: "{moment(events[0])}" → "{moment(row[-1])}"',
+        f'started_at: null → "{moment(started)}"',
+        f'finished_at: null → "{moment(finished)}"',
+        f"version: 1 → {row[-1]['version']}",
+        *(f"log + {moment(log)} {log['data']['level']} {log['data']['message']}" for log in logs),
+    ]
+
+    same = jobledger(settings, "diff", "1", "2", finished["occurred_at"])
+    backwards = jobledger(settings, "diff", "1", str(finished["version"]), "1")
+    assert (same.exit_code, backwards.exit_code) == (0, 0)
+    assert 'status: "SUCCESS" → "CREATED"' in backwards.stdout.splitlines()
+    past = jobledger(settings, "diff", "1", "1", "99")
+    assert (past.exit_code, past.stderr) == (
+        1,
+        f"Job 1 has no version 99; its last is {len(events)}.\n",
+    )
+    before = jobledger(settings, "diff", "1", "2000-01-01T00:00:00", "1")
+    assert (before.exit_code, before.stderr) == (
+        1,
+        "Job 1 has no view at 2000-01-01T00:00:00: it did not exist yet, or was deleted.\n",
+    )
