@@ -15,18 +15,18 @@ import httpx
 import typer
 import uvicorn
 import yaml
-from nats.js.api import ConsumerConfig, DeliverPolicy
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TaskID, TextColumn
 from rich.table import Table
 
 from api.app import build_app, in_process_client
-from api.bootstrap import ALL_ROLES, Role, Stack, running_stack
+from api.bootstrap import ALL_ROLES, Role, running_stack
 from domain.envelope import EventEnvelope
 from domain.permissions import ProjectRole, User
 from domain.statuses import FINAL
-from infra.bus import EVENTS_STREAM, event_subject, jetstream
+from infra.bus import event_subject, jetstream
 from infra.catalog import SEED_CATALOG, Catalog
+from infra.event_feed import events
 from infra.event_store import EventStore, open_event_store
 from infra.read_store import ReadStore
 from infra.settings import Settings
@@ -119,7 +119,8 @@ def demo(delay: Annotated[int, typer.Option(min=1, help="seconds the test job ru
                     )
                 )
                 console.rule(f'Job #{created["id"]} "{created["name"]}"')
-                await watch(stack, created["id"])
+                feed = events(jetstream(stack.broker), event_subject(created["id"], ">"), 1, True)
+                await show_live(feed, created["id"])
                 console.rule("The job")
                 console.print_json(data=await call(client.get(f"/api/v2/jobs/{created['id']}/")))
                 console.rule("Its history")
@@ -129,45 +130,71 @@ def demo(delay: Annotated[int, typer.Option(min=1, help="seconds the test job ru
     run(demonstrating)
 
 
-async def watch(stack: Stack, job_id: int) -> None:
-    """Follow a job's events from its first one, with a progress bar per stage and its logs."""
-    js = jetstream(stack.broker)
-    subscription = await js.subscribe(
-        event_subject(job_id, ">"),
-        stream=EVENTS_STREAM,
-        ordered_consumer=True,
-        config=ConsumerConfig(deliver_policy=DeliverPolicy.ALL),
-    )
-    bars: dict[str, TaskID] = {}
+SETTLE = 0.5  # seconds to wait for the rest of the command that ended a job
+
+
+async def show_live(feed: AsyncIterator[EventEnvelope], job_id: int | None) -> None:
+    """Progress bars (per stage of one job, or per job) and log lines, as events arrive.
+
+    Watching one job ends once it has ended; watching all jobs goes on until Ctrl-C.
+    """
+    bars: dict[tuple[int, str], TaskID] = {}
     ended = False
     columns = (
-        TextColumn("{task.description:>12}"),
+        TextColumn("{task.description:>20}"),
         BarColumn(),
         TextColumn("{task.fields[status]}"),
     )
-    try:
-        with Progress(*columns, console=console) as progress:
-            async for msg in subscription.messages:
-                event = EventEnvelope.model_validate_json(msg.data)
-                data = event.data
-                if event.type == "JobCreated":
-                    for stage in data["progress"]["stages"]:
-                        bars[stage["key"]] = progress.add_task(stage["name"], total=1.0, status="")
-                elif event.type == "StageProgressed":
-                    stage = data["stage"]
+    with Progress(*columns, console=console) as progress:
+
+        def bar(key: tuple[int, str], name: str) -> TaskID:
+            if key not in bars:
+                bars[key] = progress.add_task(name, total=1.0, status="")
+            return bars[key]
+
+        while True:
+            try:
+                event = await asyncio.wait_for(anext(feed), SETTLE if ended else None)
+            except (TimeoutError, StopAsyncIteration):
+                return
+            data = event.data
+            if job_id is None:  # one bar per job, its summary
+                summary = data.get("summary") or (data.get("progress") or {}).get("summary")
+                if summary is not None:
                     progress.update(
-                        bars[stage["key"]], completed=stage["progress"], status=stage["status"]
+                        bar((event.job_id, ""), f"job {event.job_id}"),
+                        completed=summary["progress"],
+                        status=summary["status"],
                     )
-                elif event.type == "LogAppended":
-                    progress.console.print(
-                        f"[dim]{event.occurred_at:%H:%M:%S}[/] {data['message']}"
+            else:
+                for stage in stages_in(data):
+                    progress.update(
+                        bar((event.job_id, stage["key"]), stage["name"]),
+                        completed=stage["progress"],
+                        status=stage["status"],
                     )
-                elif event.type == "StatusChanged":
-                    ended = data["status"] in FINAL
-                if ended and msg.metadata.num_pending == 0:
-                    return
-    finally:
-        await subscription.unsubscribe()
+            if event.type == "LogAppended":
+                who = "" if job_id is not None else f"job {event.job_id}: "
+                progress.console.print(
+                    f"[dim]{event.occurred_at:%H:%M:%S}[/] {who}{data['message']}"
+                )
+            if event.type == "StatusChanged" and job_id is not None:
+                ended = data["status"] in FINAL
+
+
+def stages_in(data: dict[str, Any]) -> list[dict[str, Any]]:
+    """The stages an event carries: one that progressed, or all (created, retried, tallied)."""
+    if "stage" in data:
+        return [data["stage"]]
+    stages: list[dict[str, Any]] = data.get("stages") or data.get("progress", {}).get("stages", [])
+    return stages
+
+
+async def server_sent_events(response: httpx.Response) -> AsyncIterator[EventEnvelope]:
+    """The envelopes of a Server-Sent Events body, as they arrive."""
+    async for line in response.aiter_lines():
+        if line.startswith("data: "):
+            yield EventEnvelope.model_validate_json(line[len("data: ") :])
 
 
 def describe(event: dict[str, Any]) -> str:
@@ -206,7 +233,7 @@ def print_history(history: list[dict[str, Any]]) -> None:
 
 
 @contextlib.asynccontextmanager
-async def api_client(url: str | None) -> AsyncIterator[httpx.AsyncClient]:
+async def api_client(url: str | None, embedded: bool = True) -> AsyncIterator[httpx.AsyncClient]:
     """A client of the running `serve`, or of an embedded stack started for this command."""
     settings = Settings()
     target = url or f"http://{settings.api_host}:{settings.api_port}"
@@ -217,8 +244,8 @@ async def api_client(url: str | None) -> AsyncIterator[httpx.AsyncClient]:
         try:
             await client.get("/api/v2/jobs/", params={"limit": 1})
         except httpx.TransportError:
-            if url:
-                raise typer.BadParameter(f"no jobledger API answers at {url}") from None
+            if url or not embedded:
+                raise typer.BadParameter(f"no jobledger API answers at {target}") from None
         else:
             yield client
             return
@@ -312,6 +339,29 @@ def show_catalog() -> None:
     """Print the catalog."""
     path = Settings().catalog_path
     console.print_json(path.read_text() if path.exists() else "{}")
+
+
+@app.command()
+def watch(
+    job_id: Annotated[int | None, typer.Argument(help="a job; without it, every job")] = None,
+    url: UrlOption = None,
+) -> None:
+    """Follow a job live (progress per stage and its logs) until it ends, or every job."""
+    path = f"/api/v2/jobs/{job_id}/events/" if job_id is not None else "/api/v2/events/"
+
+    async def watching() -> None:
+        # Only a running `serve` moves jobs, so there is nothing to watch without one.
+        async with (
+            api_client(url, embedded=False) as client,
+            client.stream("GET", path, timeout=None) as response,
+        ):
+            if response.is_error:
+                await response.aread()
+                console.print(f"[red]{response.status_code}[/] {response.text}")
+                raise typer.Exit(1)
+            await show_live(server_sent_events(response), job_id)
+
+    run(watching)
 
 
 @app.command()
