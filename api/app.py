@@ -15,6 +15,7 @@ from fastapi import Depends, FastAPI, Header, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, RedirectResponse, Response, StreamingResponse
 from nats.errors import Error as NatsError
+from nats.js.errors import NotFoundError
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from api.auth import caller, require
@@ -28,7 +29,7 @@ from api.worker_protocol import (
     ResultsRequest,
     TaskResult,
     TasksRequest,
-    attempt_of,
+    task_ref,
 )
 from domain.commands import (
     MAX_ID,
@@ -46,7 +47,7 @@ from domain.commands import (
 from domain.envelope import EventEnvelope, Outcome
 from domain.permissions import User, run_permission
 from domain.statuses import ACTIVE, JobStatus
-from infra.bus import connection, event_subject, jetstream
+from infra.bus import TASKS_STREAM, connection, event_subject, jetstream, task_subject
 from infra.catalog import Catalog
 from infra.event_feed import events, first_sequence_after
 from infra.task_queue import TaskQueue
@@ -292,6 +293,9 @@ def build_app(stack: Stack) -> FastAPI:
     async def update(job_id: int, spec: JobSpec, fields: set[str], render: JobRenderer) -> Any:
         view = visible_view(job_id, render.user)
         require(render.user, "update_job", view["project_id"])
+        if spec.project_id != view["project_id"]:
+            # Moving a job into a project is creating one there.
+            require(render.user, "create_job", spec.project_id)
         check_references(stack.catalog, spec)
         changes = spec.model_dump(include=fields)
         return await act(UpdateJob(job_id=job_id, changes=changes, actor=render.user.email), render)
@@ -459,9 +463,14 @@ def build_app(stack: Stack) -> FastAPI:
         view = visible_view(job_id, user)  # the job first, then the body, as Antenna
         require(user, f"result_{view['job_type_key']}_job", view["project_id"])
         body = validated(ResultsRequest, await read_body(request))
-        commands = [result_command(job_id, item, user.email) for item in body.results]
-        receipts, positions = [], []
-        for item, command in zip(body.results, commands, strict=True):
+        # Each distinct task once: a result posted twice in one request counts once.
+        distinct = {item.reply_subject: item for item in body.results}
+        commands = {
+            subject: result_command(job_id, item, await task_image(job_id, subject), user.email)
+            for subject, item in distinct.items()
+        }
+        positions = []
+        for subject, command in commands.items():
             try:
                 outcome = await stack.bus.send(command)  # late: refused, and still acknowledged
             except TimeoutError as error:
@@ -471,22 +480,37 @@ def build_app(stack: Stack) -> FastAPI:
                 ) from error
             # The task is acknowledged last, once its result is stored (or known to be late).
             with contextlib.suppress(NatsError):
-                await connection(stack.broker).publish(item.reply_subject, b"+ACK")
-            receipts.append(
-                {
-                    "reply_subject": item.reply_subject,
-                    "status": "queued",
-                    "task_id": command.command_id,
-                }
-            )
+                await connection(stack.broker).publish(subject, b"+ACK")
             positions.append(outcome.position or 0)
         await wait_for_projection(max(positions, default=None))
+        receipts = [
+            {
+                "reply_subject": item.reply_subject,
+                "status": "queued",
+                "task_id": commands[item.reply_subject].command_id,
+            }
+            for item in body.results
+        ]
         return {
             "status": "accepted",
             "job_id": job_id,
             "results_queued": len(receipts),
             "tasks": receipts,
         }
+
+    async def task_image(job_id: int, reply_subject: str) -> str:
+        """The image of the pending task a reply subject acknowledges (400 if there is none)."""
+        ref = task_ref(reply_subject, job_id)
+        not_ours = {"results": [f"{reply_subject} is not a pending task of job {job_id}"]}
+        if ref is None:
+            raise ApiError(400, not_ours)
+        try:
+            task = await js.get_msg(TASKS_STREAM, seq=ref.stream_seq)
+        except NotFoundError:
+            raise ApiError(400, not_ours) from None
+        if task.subject != task_subject(job_id) or task.data is None:
+            raise ApiError(400, not_ours)
+        return str(json.loads(task.data)["image_id"])
 
     return app
 
@@ -500,22 +524,22 @@ def follows(follow: str | None) -> bool:
     return follow is None or lenient_bool(follow)
 
 
-def result_command(job_id: int, item: TaskResult, actor: str) -> RecordResult:
-    attempt = attempt_of(item.reply_subject, job_id)
-    if attempt is None:
-        raise ApiError(400, {"results": [f"{item.reply_subject} is not a task of job {job_id}"]})
+def result_command(job_id: int, item: TaskResult, image_id: str, actor: str) -> RecordResult:
+    ref = task_ref(item.reply_subject, job_id)
+    assert ref is not None  # task_image checked it
     result = item.result
     if isinstance(result, PipelineError):
         return RecordResult(
             job_id=job_id,
-            attempt=attempt,
-            image_id=result.image_id,
+            attempt=ref.attempt,
+            task_image_id=image_id,
             error=result.error,
             actor=actor,
         )
     return RecordResult(
         job_id=job_id,
-        attempt=attempt,
+        attempt=ref.attempt,
+        task_image_id=image_id,
         source_image_ids=[image.id for image in result.source_images],
         detections=len(result.detections),
         classifications=sum(len(d.classifications) for d in result.detections),

@@ -12,7 +12,7 @@ from pydantic import BaseModel, Field, ValidationError
 from pydantic_core import ErrorDetails
 
 from api.errors import ApiError
-from domain.commands import JobSpec
+from domain.commands import MAX_INT, JobSpec
 from infra.catalog import Catalog
 
 Body = TypeVar("Body", bound=BaseModel)
@@ -31,7 +31,7 @@ NULLABLE_IN_FORMS = frozenset(REFERENCES) - {"project_id"} | {"limit"}
 class JobBody(JobSpec):
     """A job as written over HTTP: `delay` is required there (CONTRACT.md section 4)."""
 
-    delay: int = Field(ge=0)
+    delay: int = Field(ge=0, le=MAX_INT)
 
 
 async def read_body(request: Request) -> dict[str, Any]:

@@ -6,7 +6,7 @@ import json
 import logging
 import socket
 import sys
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Annotated, Any, NoReturn
 from zoneinfo import ZoneInfo
@@ -26,6 +26,7 @@ from domain.permissions import ProjectRole, User
 from domain.statuses import FINAL
 from infra.bus import event_subject, jetstream
 from infra.catalog import SEED_CATALOG, Catalog
+from infra.embedded_nats import exclusive
 from infra.event_feed import events
 from infra.event_store import EventStore, open_event_store
 from infra.read_store import ReadStore
@@ -250,11 +251,26 @@ async def api_client(url: str | None, embedded: bool = True) -> AsyncIterator[ht
             yield client
             return
     # Jobs queued here wait for a runner: the next `jobledger serve` runs them.
+    try:
+        lock_free(settings)
+    except RuntimeError as error:
+        console.print(f"[red]{error}[/]: give its address with --url or JOBLEDGER_API_PORT")
+        raise typer.Exit(1) from None
     async with (
         running_stack(settings, ALL_ROLES - {Role.RUNNER}) as stack,
         in_process_client(stack, stack.users.operator_token()) as client,
     ):
         yield client
+
+
+def lock_free(settings: Settings) -> None:
+    """Fail at once when another process runs this data dir's embedded NATS server."""
+    if settings.nats_url:
+        return
+    store = settings.data_dir / "nats"
+    store.mkdir(parents=True, exist_ok=True)
+    with exclusive(store):
+        pass
 
 
 async def call(request: Awaitable[httpx.Response]) -> Any:
@@ -294,22 +310,35 @@ def add_user(
     console.print(f"token: {store.new_token(email)}")
 
 
+@contextlib.contextmanager
+def known_user() -> Iterator[None]:
+    """A user command about a user that does not exist says so in one line."""
+    try:
+        yield
+    except KeyError as error:
+        console.print(f"[red]{error.args[0]}[/]; add it first with `jobledger users add`")
+        raise typer.Exit(1) from None
+
+
 @users.command("token")
 def new_token(email: str) -> None:
     """Print a new token for a user."""
-    print(Users(Settings().users_path).new_token(email))
+    with known_user():
+        print(Users(Settings().users_path).new_token(email))
 
 
 @users.command("grant")
 def grant(email: str, project: int, role: ProjectRole) -> None:
     """Give a user a role on a project: viewer, member, worker or owner."""
-    console.print(user_line(Users(Settings().users_path).grant(email, project, role)))
+    with known_user():
+        console.print(user_line(Users(Settings().users_path).grant(email, project, role)))
 
 
 @users.command("revoke")
 def revoke(email: str, project: int) -> None:
     """Take a user's role on a project away."""
-    console.print(user_line(Users(Settings().users_path).revoke(email, project)))
+    with known_user():
+        console.print(user_line(Users(Settings().users_path).revoke(email, project)))
 
 
 @users.command("ls")

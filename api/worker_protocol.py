@@ -1,14 +1,16 @@
 """The bodies of Antenna's async worker protocol (CONTRACT.md section 12)."""
 
+from dataclasses import dataclass
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from domain.commands import MAX_INT
 from infra.bus import TASKS_STREAM
 
 
 class TasksRequest(BaseModel):
-    batch_size: int = Field(ge=1)
+    batch_size: int = Field(ge=1, le=MAX_INT)
     client_info: dict[str, Any] | None = None
 
     @field_validator("batch_size", mode="before")
@@ -66,7 +68,7 @@ class PipelineResult(BaseModel):
 
 
 class PipelineError(BaseModel):
-    error: str
+    error: str = Field(max_length=10_000)
     image_id: str | None = None
 
 
@@ -83,16 +85,25 @@ class ResultsRequest(BaseModel):
     client_info: dict[str, Any] | None = None
 
 
-def attempt_of(reply_subject: str, job_id: int) -> int | None:
-    """The attempt whose consumer handed out the task, or None if it is not this job's.
+@dataclass(frozen=True)
+class TaskRef:
+    """Which delivery a reply subject acknowledges: the attempt's consumer and the task."""
+
+    attempt: int
+    stream_seq: int
+
+
+def task_ref(reply_subject: str, job_id: int) -> TaskRef | None:
+    """The task a reply subject names, or None if it is not one of this job's.
 
     A reply subject reads `$JS.ACK.<stream>.<consumer>.<delivered>.<stream seq>...`.
     """
     parts = reply_subject.split(".")
-    if len(parts) < 5 or parts[:3] != ["$JS", "ACK", TASKS_STREAM]:
+    if len(parts) < 6 or parts[:3] != ["$JS", "ACK", TASKS_STREAM]:
         return None
     prefix = f"job-{job_id}-a"
-    consumer = parts[3]
-    if not consumer.startswith(prefix) or not consumer[len(prefix) :].isdigit():
+    consumer, stream_seq = parts[3], parts[5]
+    attempt = consumer.removeprefix(prefix)
+    if not consumer.startswith(prefix) or not attempt.isdigit() or not stream_seq.isdigit():
         return None
-    return int(consumer[len(prefix) :])
+    return TaskRef(attempt=int(attempt), stream_seq=int(stream_seq))

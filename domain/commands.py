@@ -168,7 +168,7 @@ class RecordResult(JobCommand):
     """A worker's result for one task of an async job's attempt."""
 
     attempt: int = Field(ge=1)
-    image_id: str | None = None  # the failed image, for an error result
+    task_image_id: str  # the image of the task the result answers
     error: str | None = None
     source_image_ids: list[str] = Field(default_factory=list)
     detections: int = Field(default=0, ge=0)

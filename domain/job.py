@@ -432,20 +432,29 @@ class Job(Aggregate):
                 f"Result for attempt {command.attempt} of job {self.job_id}, which is"
                 f" {self.status} in attempt {self.attempt}"
             )
-        ours = [i for i in command.source_image_ids if i in self.images]
+        if command.task_image_id not in self.images:
+            raise Refused(f"Image {command.task_image_id} is not one of job {self.job_id}'s")
         if command.error is not None:
             self._log(
                 "ERROR",
-                f"Pipeline returned error for job {self.job_id}, image {command.image_id}:"
+                f"Pipeline returned error for job {self.job_id}, image {command.task_image_id}:"
                 f" {command.error}",
                 command,
             )
-            failed = [command.image_id] if command.image_id in self.images else []
+            failed = (
+                [command.task_image_id] if self.images[command.task_image_id] == PENDING else []
+            )
             processed, counted = [], []
         else:
+            # The task's own image is done, and so is any other image of ours the result covers.
+            covered = [command.task_image_id, *command.source_image_ids]
+            processed = [i for i in dict.fromkeys(covered) if self.images.get(i) == PENDING]
+            counted = [
+                i
+                for i in dict.fromkeys(covered)
+                if self.images.get(i) in (PENDING, DONE) and i not in self.counted
+            ]
             failed = []
-            processed = ours
-            counted = [i for i in ours if i not in self.counted]
         images = {**self.images, **dict.fromkeys(processed, DONE), **dict.fromkeys(failed, FAILED)}
         newly_counted = bool(counted)
         detections = command.detections if newly_counted else 0

@@ -72,7 +72,11 @@ class JobRun:
     async def send(self, command_class: type[RunnerReport], **fields: Any) -> Outcome:
         outcome = await self.bus.send(
             command_class(
-                job_id=self.job["id"], attempt=self.job["attempt"], runner=self.runner, **fields
+                job_id=self.job["id"],
+                attempt=self.job["attempt"],
+                runner=self.runner,
+                actor=self.runner,
+                **fields,
             )
         )
         if not outcome.accepted:
@@ -273,7 +277,9 @@ class Runner:
         cancel_requests = await self.nc.subscribe(event_subject(job_id, "CancelRequested"))
         heartbeat = asyncio.create_task(_heartbeat(msg.in_progress))
         try:
-            claim = await self.bus.send(ClaimJob(job_id=job_id, attempt=attempt, runner=self.name))
+            claim = await self.bus.send(
+                ClaimJob(job_id=job_id, attempt=attempt, runner=self.name, actor=self.name)
+            )
             job = claim.job
             if job is None or job["attempt"] != attempt:
                 return

@@ -137,3 +137,12 @@ async def test_the_page_offers_create_to_those_who_may(
 async def test_only_a_superuser_may_delete(client: httpx.AsyncClient) -> None:
     job = await create_job(client, start_now=False)
     assert (await client.delete(f"/api/v2/jobs/{job['id']}/")).status_code == 204
+
+
+async def test_moving_a_job_needs_create_on_the_project_it_moves_to(as_role: AsRole) -> None:
+    as_role.stack.catalog.add({"projects": [{"id": 22, "name": "Elsewhere"}]})
+    async with as_role.client(ProjectRole.MEMBER) as member:
+        job = await create_job(member, start_now=False)
+        moved = await member.patch(f"/api/v2/jobs/{job['id']}/", json={"project_id": 22})
+        assert (moved.status_code, moved.json()) == (403, NOT_ALLOWED)
+        assert (await member.get(f"/api/v2/jobs/{job['id']}/")).json()["project"]["id"] == 16

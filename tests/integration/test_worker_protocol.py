@@ -256,3 +256,51 @@ async def test_an_empty_result_list_is_accepted(
         "results_queued": 0,
         "tasks": [],
     }
+
+
+async def test_a_result_counts_for_its_tasks_image_whatever_it_names(
+    client: httpx.AsyncClient, worker: httpx.AsyncClient
+) -> None:
+    job = await started_async_job(client)
+    tasks = (await worker.post(f"/api/v2/jobs/{job['id']}/tasks/", json={"batch_size": 2})).json()
+    first, second = tasks["tasks"]
+    wrong_image = success(first)
+    wrong_image["result"]["source_images"] = [{"id": "999", "url": "https://example.org/x"}]
+    error_elsewhere = {
+        "reply_subject": second["reply_subject"],
+        "result": {"error": "bad", "image_id": "999"},
+    }
+    await worker.post(
+        f"/api/v2/jobs/{job['id']}/result/", json={"results": [wrong_image, error_elsewhere]}
+    )
+    after = (await client.get(f"/api/v2/jobs/{job['id']}/")).json()
+    assert params(after, "process")["processed"] == 2
+    assert params(after, "process")["failed"] == 1
+    assert after["logs"]["stderr"][0] == (
+        f"Pipeline returned error for job {job['id']}, image {second['image_id']}: bad"
+    )
+
+
+async def test_a_forged_reply_subject_is_400_and_records_nothing(
+    client: httpx.AsyncClient, worker: httpx.AsyncClient
+) -> None:
+    job = await started_async_job(client)
+    forged = f"$JS.ACK.JOBS_TASKS.job-{job['id']}-a1.1.999.999.1.0"
+    response = await worker.post(
+        f"/api/v2/jobs/{job['id']}/result/",
+        json={"results": [{"reply_subject": forged, "result": {"error": "x", "image_id": "7"}}]},
+    )
+    assert (response.status_code, response.json()) == (
+        400,
+        {"results": [f"{forged} is not a pending task of job {job['id']}"]},
+    )
+    events = (await client.get(f"/api/v2/jobs/{job['id']}/history/")).json()
+    assert "ResultRecorded" not in [e["type"] for e in events]
+
+
+async def test_a_huge_batch_size_is_400(worker: httpx.AsyncClient) -> None:
+    response = await worker.post("/api/v2/jobs/1/tasks/", json={"batch_size": 10**23})
+    assert (response.status_code, response.json()) == (
+        400,
+        {"batch_size": ["Ensure this value is less than or equal to 2147483647."]},
+    )
