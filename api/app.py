@@ -13,7 +13,14 @@ from zoneinfo import ZoneInfo
 import httpx
 from fastapi import Depends, FastAPI, Header, Query, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, RedirectResponse, Response, StreamingResponse
+from fastapi.responses import (
+    HTMLResponse,
+    JSONResponse,
+    RedirectResponse,
+    Response,
+    StreamingResponse,
+)
+from faststream.specification.asyncapi.site import get_asyncapi_html
 from nats.errors import Error as NatsError
 from nats.js.errors import NotFoundError
 from starlette.types import ASGIApp, Receive, Scope, Send
@@ -47,6 +54,7 @@ from domain.commands import (
 from domain.envelope import EventEnvelope, Outcome
 from domain.permissions import User, run_permission
 from domain.statuses import ACTIVE, JobStatus
+from infra.asyncapi import bus_document
 from infra.bus import TASKS_STREAM, connection, event_subject, jetstream, task_subject
 from infra.catalog import Catalog
 from infra.event_feed import events, first_sequence_after
@@ -77,12 +85,14 @@ JOB_BODY_DOC: dict[str, Any] = {
     }
 }
 
+VERSION = "0.1.0"
+
 
 def build_app(stack: Stack) -> FastAPI:
     app = FastAPI(
         title="jobledger",
         description="An event-sourced job system with Antenna's jobs API.",
-        version="0.1.0",
+        version=VERSION,
     )
     app.add_middleware(AppendSlash)
     time_zone = ZoneInfo(stack.settings.time_zone)
@@ -511,6 +521,16 @@ def build_app(stack: Stack) -> FastAPI:
         if task.subject != task_subject(job_id) or task.data is None:
             raise ApiError(400, not_ours)
         return str(json.loads(task.data)["image_id"])
+
+    bus = bus_document(app.version)
+
+    @app.get("/asyncapi", response_class=HTMLResponse, summary="The bus, for outside clients")
+    def asyncapi_page() -> str:
+        return get_asyncapi_html(bus, try_it_out_path=None)
+
+    @app.get("/asyncapi.json", summary="The AsyncAPI 3.0 document of the bus")
+    def asyncapi_document() -> Any:
+        return bus.to_jsonable()
 
     return app
 

@@ -19,11 +19,12 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TaskID, TextColumn
 from rich.table import Table
 
-from api.app import build_app, in_process_client
+from api.app import VERSION, build_app, in_process_client
 from api.bootstrap import ALL_ROLES, Role, running_stack
 from domain.envelope import EventEnvelope
 from domain.permissions import ProjectRole, User
 from domain.statuses import FINAL
+from infra.asyncapi import bus_document
 from infra.bus import event_subject, jetstream
 from infra.catalog import SEED_CATALOG, Catalog
 from infra.embedded_nats import exclusive
@@ -368,6 +369,12 @@ def show_catalog() -> None:
     """Print the catalog."""
     path = Settings().catalog_path
     console.print_json(path.read_text() if path.exists() else "{}")
+
+
+@app.command()
+def asyncapi() -> None:
+    """Print the AsyncAPI document of the bus (YAML), as kept in docs/asyncapi.yaml."""
+    print(bus_document(VERSION).to_yaml(), end="")
 
 
 @app.command()

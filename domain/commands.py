@@ -91,6 +91,8 @@ SPEC_FIELDS = frozenset(JobSpec.model_fields)
 
 
 class CreateJob(JobSpec, Command):
+    """Create a job; with start_now, queue it at once."""
+
     start_now: bool = False
 
 
@@ -112,22 +114,24 @@ class DeleteJob(JobCommand):
 
 
 class RunJob(JobCommand):
-    pass
+    """Queue a CREATED job; on an ended job, a retry."""
 
 
 class CancelJob(JobCommand):
-    pass
+    """Cancel a job: at once if queued, through CANCELING if a runner has it."""
 
 
 class RetryJob(JobCommand):
-    pass
+    """Run an ended job again as a new attempt, its progress reset."""
 
 
 class ClaimJob(RunnerReport):
-    pass
+    """A runner takes the queued attempt (or takes a started one over)."""
 
 
 class ReportProgress(RunnerReport):
+    """The runner's progress on one stage: status, progress and params."""
+
     stage: str = Field(min_length=1)
     status: JobStatus | None = None
     progress: float | None = Field(default=None, ge=0.0, le=1.0)
@@ -135,17 +139,21 @@ class ReportProgress(RunnerReport):
 
 
 class AppendLog(RunnerReport):
+    """A log line from the runner."""
+
     level: LogLevel = "INFO"
     message: str = Field(min_length=1)
 
 
 class FinishJob(RunnerReport):
+    """The runner's attempt ended: SUCCESS (every stage complete) or FAILURE."""
+
     status: Literal[JobStatus.SUCCESS, JobStatus.FAILURE]
     reason: str = ""
 
 
 class ConfirmCancelled(RunnerReport):
-    pass
+    """The runner has stopped the cancelled attempt."""
 
 
 class ReapJob(JobCommand):
