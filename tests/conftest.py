@@ -10,7 +10,7 @@ import httpx
 import pytest
 
 from api.app import in_process_client
-from api.bootstrap import Stack, running_stack
+from api.bootstrap import ALL_ROLES, Role, Stack, running_stack
 from domain.statuses import FINAL
 from infra.bus import EVENTS_STREAM, jetstream
 from infra.catalog import SEED_CATALOG
@@ -44,6 +44,15 @@ ADMIN = "admin@example.org"
 def admin_token(stack: Stack) -> str:
     stack.users.add(ADMIN, superuser=True)
     return stack.users.new_token(ADMIN)
+
+
+@pytest.fixture
+async def idle(settings: Settings) -> AsyncIterator[tuple[Stack, httpx.AsyncClient]]:
+    """A stack without runners, and a superuser's client."""
+    async with running_stack(settings, ALL_ROLES - {Role.RUNNER}) as stack:
+        stack.catalog.add(SEED_CATALOG)
+        async with in_process_client(stack, admin_token(stack)) as client:
+            yield stack, client
 
 
 @pytest.fixture

@@ -5,18 +5,16 @@ bus, so what the live endpoint shows after each command is exactly that command'
 """
 
 import json
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import httpx
-import pytest
 from typer.testing import CliRunner
 
 from api import cli
-from api.app import BAD_TIME, in_process_client
-from api.bootstrap import ALL_ROLES, Role, Stack, running_stack
+from api.app import BAD_TIME
+from api.bootstrap import Stack
 from domain.commands import (
     AppendLog,
     ClaimJob,
@@ -31,22 +29,13 @@ from infra.embedded_nats import free_port
 from infra.settings import Settings
 from projections.replay import TABLES
 from projections.verification import Verification, verify
-from tests.conftest import admin_token, create_job, history, settled
+from tests.conftest import create_job, history, settled
 
 JOB = 1
 RUNNER = "test-runner"
 DRAFT_PROJECT = 17
 NOT_FOUND = {"detail": "Not found."}
 Seen = list[tuple[int, datetime, dict[str, Any]]]
-
-
-@pytest.fixture
-async def idle(settings: Settings) -> AsyncIterator[tuple[Stack, httpx.AsyncClient]]:
-    """A stack without runners, and a superuser's client."""
-    async with running_stack(settings, ALL_ROLES - {Role.RUNNER}) as stack:
-        stack.catalog.add(SEED_CATALOG)
-        async with in_process_client(stack, admin_token(stack)) as client:
-            yield stack, client
 
 
 async def report(stack: Stack, command: RunnerReport) -> None:

@@ -5,7 +5,6 @@ The stack has no runner: the job moves only by the runner reports the test sends
 
 import hashlib
 import json
-from collections.abc import AsyncIterator
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -15,26 +14,15 @@ import pytest
 from typer.testing import CliRunner, Result
 
 from api import cli
-from api.app import in_process_client
-from api.bootstrap import ALL_ROLES, Role, Stack, running_stack
+from api.bootstrap import Stack
 from domain.commands import AppendLog, ClaimJob, ConfirmCancelled, FinishJob, ReportProgress
 from domain.statuses import JobStatus
-from infra.catalog import SEED_CATALOG
 from infra.settings import Settings
-from tests.conftest import admin_token, create_job, history, settled
+from tests.conftest import create_job, history, settled
 
 JOB = 1
 RUNNER = "test-runner"
 BROKEN_CHAIN = "its hash does not follow from the lines before it (changed, removed or reordered)"
-
-
-@pytest.fixture
-async def idle(settings: Settings) -> AsyncIterator[tuple[Stack, httpx.AsyncClient]]:
-    """A stack without runners, and a superuser's client."""
-    async with running_stack(settings, ALL_ROLES - {Role.RUNNER}) as stack:
-        stack.catalog.add(SEED_CATALOG)
-        async with in_process_client(stack, admin_token(stack)) as client:
-            yield stack, client
 
 
 async def cancelled_then_retried(stack: Stack, client: httpx.AsyncClient) -> list[dict[str, Any]]:
