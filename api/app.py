@@ -31,6 +31,7 @@ from api.bootstrap import Stack
 from api.errors import NOT_FOUND, ApiError
 from api.job_json import JobRenderer, duration
 from api.list_query import OPENAPI_PARAMETERS, lenient_bool, list_query
+from api.schemas import Job, JobPage
 from api.worker_protocol import (
     PipelineError,
     ResultsRequest,
@@ -184,6 +185,7 @@ def build_app(stack: Stack) -> FastAPI:
 
     @app.get(
         "/api/v2/jobs/",
+        response_model=JobPage,
         summary="List jobs, newest first",
         openapi_extra={"parameters": OPENAPI_PARAMETERS},
     )
@@ -216,6 +218,7 @@ def build_app(stack: Stack) -> FastAPI:
 
     @app.post(
         "/api/v2/jobs/",
+        response_model=Job,
         status_code=201,
         summary="Create a job (start_now queues it)",
         openapi_extra=JOB_BODY_DOC,
@@ -231,7 +234,9 @@ def build_app(stack: Stack) -> FastAPI:
         command = CreateJob(**spec.model_dump(), start_now=run_now, actor=render.user.email)
         return await act(command, render, status_code=201)
 
-    @app.get("/api/v2/jobs/{job_id}/", summary="A job with its progress and logs")
+    @app.get(
+        "/api/v2/jobs/{job_id}/", summary="A job with its progress and logs", response_model=Job
+    )
     async def get_job(
         job_id: int,
         render: Renderer,
@@ -282,6 +287,7 @@ def build_app(stack: Stack) -> FastAPI:
 
     @app.put(
         "/api/v2/jobs/{job_id}/",
+        response_model=Job,
         summary="Replace a job's writable fields",
         openapi_extra=JOB_BODY_DOC,
     )
@@ -291,6 +297,7 @@ def build_app(stack: Stack) -> FastAPI:
 
     @app.patch(
         "/api/v2/jobs/{job_id}/",
+        response_model=Job,
         summary="Change some of a job's writable fields",
         openapi_extra=JOB_BODY_DOC,
     )
@@ -327,19 +334,23 @@ def build_app(stack: Stack) -> FastAPI:
         single = view["source_image_single_id"] is not None
         require(user, run_permission(view["job_type_key"], single), view["project_id"])
 
-    @app.post("/api/v2/jobs/{job_id}/run/", summary="Queue a job")
+    @app.post("/api/v2/jobs/{job_id}/run/", summary="Queue a job", response_model=Job)
     async def run_job(job_id: int, render: Renderer) -> Any:
         may_run(job_id, render.user)
         return await act(RunJob(job_id=job_id, actor=render.user.email), render)
 
-    @app.post("/api/v2/jobs/{job_id}/cancel/", summary="Cancel a job")
+    @app.post("/api/v2/jobs/{job_id}/cancel/", summary="Cancel a job", response_model=Job)
     async def cancel_job(job_id: int, render: Renderer) -> Any:
         may_run(job_id, render.user)
         # Cancelling a job that has ended answers with the job unchanged (CONTRACT.md 16).
         command = CancelJob(job_id=job_id, actor=render.user.email)
         return await act(command, render, refusal_status=None)
 
-    @app.post("/api/v2/jobs/{job_id}/retry/", summary="Run an ended job again as a new attempt")
+    @app.post(
+        "/api/v2/jobs/{job_id}/retry/",
+        summary="Run an ended job again as a new attempt",
+        response_model=Job,
+    )
     async def retry_job(job_id: int, render: Renderer) -> Any:
         may_run(job_id, render.user)
         return await act(RetryJob(job_id=job_id, actor=render.user.email), render)

@@ -8,6 +8,7 @@ from typing import Any
 import httpx
 
 from api.bootstrap import running_stack
+from api.schemas import Job
 from infra.read_store import ReadStore
 from infra.settings import Settings
 from projections.replay import differences, replay
@@ -254,3 +255,15 @@ async def test_the_seed_job_through_the_api_equals_the_seed(client: httpx.AsyncC
         f"/api/v2/jobs/{created['id']}/", params={"format": "api"}, headers=anonymous
     )
     assert normalised(job.json()) == normalised(SEED)
+
+
+async def test_the_openapi_document_describes_the_job_that_is_served(
+    client: httpx.AsyncClient,
+) -> None:
+    created = await create_job(client)
+    job = (await client.get(f"/api/v2/jobs/{created['id']}/")).json()
+    Job.model_validate(job)  # the documented model holds what is served, no more, no less
+    document = (await client.get("/openapi.json")).json()
+    detail = document["paths"]["/api/v2/jobs/{job_id}/"]["get"]["responses"]["200"]
+    assert detail["content"]["application/json"]["schema"] == {"$ref": "#/components/schemas/Job"}
+    assert set(document["components"]["schemas"]["Job"]["properties"]) == set(SEED)

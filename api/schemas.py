@@ -1,0 +1,125 @@
+"""Response models of the jobs API, for its OpenAPI document (CONTRACT.md sections 3-6).
+
+The API builds its JSON by hand (api/job_json.py) to match Antenna's field for field;
+these models describe that JSON, and a test checks that real responses validate.
+"""
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class Nested(Strict):
+    id: int
+    details: str
+    user_permissions: list[str]
+
+
+class NamedObject(Nested):
+    name: str
+
+
+class Collection(NamedObject):
+    method: str
+
+
+class Capture(Nested):
+    url: str | None
+    width: int | None
+    height: int | None
+    timestamp: str | None
+    event_id: int | None
+
+
+class Pipeline(NamedObject):
+    slug: str
+    description: str
+    version: int
+    version_name: str
+    created_at: str | None
+    updated_at: str | None
+
+
+class Param(Strict):
+    key: str
+    name: str
+    category: str
+    value: Any
+
+
+class Stage(Strict):
+    key: str
+    name: str
+    status: str
+    progress: float
+    params: list[Param]
+
+
+class Summary(Strict):
+    status: str
+    progress: float
+
+
+class Progress(Strict):
+    summary: Summary
+    stages: list[Stage]
+    errors: list[str]
+    logs: list[str]
+
+
+class Logs(Strict):
+    stdout: list[str]
+    stderr: list[str]
+
+
+class JobType(Strict):
+    name: str
+    key: str
+
+
+class JobListItem(Strict):
+    id: int
+    details: str
+    name: str
+    delay: int
+    limit: int | None
+    shuffle: bool
+    project: NamedObject
+    deployment: NamedObject | None
+    source_image_collection: Collection | None
+    source_image_single: Capture | None
+    pipeline: Pipeline | None
+    status: str
+    created_at: str
+    updated_at: str
+    started_at: str | None
+    finished_at: str | None
+    duration: str | None
+    progress: Progress
+    logs: Logs
+    job_type: JobType
+    data_export: dict[str, Any] | None
+    dispatch_mode: str
+    user_permissions: list[str]
+
+
+class Job(JobListItem):
+    result: Any
+
+
+class IdsOnlyItem(Strict):
+    id: int
+    pipeline_slug: str | None
+    user_permissions: list[str]
+
+
+class JobPage(Strict):
+    count: int
+    next: str | None
+    previous: str | None
+    results: list[JobListItem] | list[IdsOnlyItem]
+    user_permissions: list[str]
