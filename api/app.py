@@ -67,6 +67,7 @@ from projections.time_travel import view_as_of
 from projections.views import JobQuery
 
 LOGS_LIMIT = 1000
+HISTORY_PAGE = 1000
 BAD_TIME = (
     "Datetime has wrong format. Use one of these formats instead:"
     " YYYY-MM-DDThh:mm[:ss[.uuuuuu]][+HH:MM|-HH:MM|Z]."
@@ -382,12 +383,44 @@ def build_app(stack: Stack) -> FastAPI:
     def get_pipeline(pipeline_id: int, render: Renderer) -> dict[str, Any]:
         return catalog_object(render.pipeline(pipeline_id))
 
-    @app.get("/api/v2/jobs/{job_id}/history/", summary="Every event of a job, in order")
-    async def job_history(job_id: int, user: Caller) -> list[dict[str, Any]]:
+    @app.get("/api/v2/jobs/{job_id}/history/", summary="A job's events, in order, filtered")
+    async def job_history(
+        request: Request,
+        job_id: int,
+        user: Caller,
+        type: Annotated[str | None, Query(description="only events of this type")] = None,
+        attempt: Annotated[int | None, Query(ge=1, description="only this attempt's")] = None,
+        from_version: Annotated[int, Query(ge=1)] = 1,
+        to_version: Annotated[int | None, Query(ge=1)] = None,
+        since: Annotated[str | None, Query(description="ISO 8601; no offset: TIME_ZONE")] = None,
+        until: Annotated[str | None, Query(description="ISO 8601; no offset: TIME_ZONE")] = None,
+        limit: Annotated[int, Query(ge=1, le=5000)] = HISTORY_PAGE,
+        offset: Annotated[int, Query(ge=0)] = 0,
+    ) -> dict[str, Any]:
         history = await asyncio.to_thread(stack.event_store.job_history, job_id)
         if not history or not stack.catalog.visible(user, history[0].data["spec"]["project_id"]):
             raise ApiError(404, NOT_FOUND)
-        return [event.model_dump(mode="json", exclude={"position"}) for event in history]
+        after = None if since is None else _moment(since, time_zone, "since")
+        before = None if until is None else _moment(until, time_zone, "until")
+        chosen = [
+            event
+            for event in history
+            if (type is None or event.type == type)
+            and (attempt is None or event.data.get("attempt", 1) == attempt)
+            and from_version <= event.version <= (to_version or event.version)
+            and (after is None or event.occurred_at >= after)
+            and (before is None or event.occurred_at <= before)
+        ]
+        following, preceding = offset + limit, max(offset - limit, 0)
+        return {
+            "count": len(chosen),
+            "next": _page_url(request, limit, following) if following < len(chosen) else None,
+            "previous": _page_url(request, limit, preceding) if offset > 0 else None,
+            "results": [
+                event.model_dump(mode="json", exclude={"position"})
+                for event in chosen[offset:following]
+            ],
+        }
 
     def resume_after(header: str | None, fallback: int) -> int:
         """Where a reconnecting client stopped: its Last-Event-ID, else the query's start."""
@@ -631,10 +664,10 @@ def _page_url(request: Request, limit: int, offset: int) -> str:
     return str(url.remove_query_params("offset"))
 
 
-def _moment(value: str, time_zone: ZoneInfo) -> datetime:
+def _moment(value: str, time_zone: ZoneInfo, parameter: str = "as_of") -> datetime:
     """An ISO 8601 time; one without an offset is in the zone the job's times are shown in."""
     try:
         moment = datetime.fromisoformat(value)
     except ValueError:
-        raise ApiError(400, {"as_of": [BAD_TIME]}) from None
+        raise ApiError(400, {parameter: [BAD_TIME]}) from None
     return moment if moment.tzinfo else moment.replace(tzinfo=time_zone)

@@ -126,7 +126,8 @@ def demo(delay: Annotated[int, typer.Option(min=1, help="seconds the test job ru
                 console.rule("The job")
                 console.print_json(data=await call(client.get(f"/api/v2/jobs/{created['id']}/")))
                 console.rule("Its history")
-                history = await call(client.get(f"/api/v2/jobs/{created['id']}/history/"))
+                page = await call(client.get(f"/api/v2/jobs/{created['id']}/history/"))
+                history = page["results"]
                 print_history(history)
 
     run(demonstrating)
@@ -492,12 +493,22 @@ def ls(
 
 
 @app.command()
-def history(job_id: int, url: UrlOption = None) -> None:
-    """Show every event of a job, in order."""
+def history(
+    job_id: int,
+    type: Annotated[str | None, typer.Option(help="only events of this type")] = None,
+    attempt: Annotated[int | None, typer.Option(help="only this attempt's events")] = None,
+    since: Annotated[str | None, typer.Option(help="ISO 8601 time")] = None,
+    until: Annotated[str | None, typer.Option(help="ISO 8601 time")] = None,
+    url: UrlOption = None,
+) -> None:
+    """Show a job's events, in order, with the command that caused each."""
+    given = {"type": type, "attempt": attempt, "since": since, "until": until}
+    filters = {key: value for key, value in given.items() if value is not None}
 
     async def reading() -> None:
         async with api_client(url) as client:
-            print_history(await call(client.get(f"/api/v2/jobs/{job_id}/history/")))
+            page = await call(client.get(f"/api/v2/jobs/{job_id}/history/", params=filters))
+            print_history(page["results"])
 
     run(reading)
 

@@ -102,7 +102,7 @@ async def wait_for(
 async def history(client: httpx.AsyncClient, job_id: int) -> list[dict[str, Any]]:
     response = await client.get(f"/api/v2/jobs/{job_id}/history/")
     assert response.status_code == 200, response.text
-    events: list[dict[str, Any]] = response.json()
+    events: list[dict[str, Any]] = response.json()["results"]
     return events
 
 

@@ -92,7 +92,7 @@ async def test_a_member_may_create_update_and_run_but_not_delete(as_role: AsRole
         assert cancelled.status_code == 200
         deleted = await member.delete(f"/api/v2/jobs/{job['id']}/")
         assert (deleted.status_code, deleted.json()) == (403, NOT_ALLOWED)
-        history = (await member.get(f"/api/v2/jobs/{job['id']}/history/")).json()
+        history = (await member.get(f"/api/v2/jobs/{job['id']}/history/")).json()["results"]
     assert {event["actor"] for event in history} >= {"member@example.org"}
 
 

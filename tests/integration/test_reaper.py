@@ -40,7 +40,7 @@ async def test_a_job_whose_workers_fell_silent_fails_with_a_reason(
         " previous_status=STARTED, dispatch_mode=async_api, stages: collect=100% SUCCESS,"
         " process=0% STARTED, results=0% STARTED"
     )
-    events = (await impatient.get(f"/api/v2/jobs/{created['id']}/history/")).json()
+    events = (await impatient.get(f"/api/v2/jobs/{created['id']}/history/")).json()["results"]
     reaped = [e for e in events if e["actor"] == "reaper"]
     assert [e["type"] for e in reaped] == [
         "LogAppended",

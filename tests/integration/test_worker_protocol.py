@@ -294,7 +294,7 @@ async def test_a_forged_reply_subject_is_400_and_records_nothing(
         400,
         {"results": [f"{forged} is not a pending task of job {job['id']}"]},
     )
-    events = (await client.get(f"/api/v2/jobs/{job['id']}/history/")).json()
+    events = (await client.get(f"/api/v2/jobs/{job['id']}/history/")).json()["results"]
     assert "ResultRecorded" not in [e["type"] for e in events]
 
 
