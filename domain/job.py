@@ -92,6 +92,14 @@ def times_after(
 
 class Job(Aggregate):
     class JobCreated(Aggregate.Created):
+        # Version 1 called the job's writable fields `fields`; stored events are upcast.
+        class_version = 2
+
+        @staticmethod
+        def upcast_v1_v2(state: dict[str, Any]) -> None:
+            if "fields" in state:
+                state["spec"] = state.pop("fields")
+
         command_id: str
         correlation_id: str
         actor: str
