@@ -40,6 +40,7 @@ from projections.audit_export import (
     jobs_of_project,
     write_export,
 )
+from projections.replay import replay
 from projections.time_travel import view_as_of
 from projections.verification import verify as verify_read_store
 from projections.view_diff import point_of, view_changes
@@ -511,6 +512,25 @@ def history(
             print_history(page["results"])
 
     run(reading)
+
+
+@app.command()
+def rebuild(
+    from_stream: Annotated[
+        bool, typer.Option(help="replay JOBS_EVENTS instead of the event store")
+    ] = False,
+) -> None:
+    """Build a new read model from the first event; the projection switches to it once it
+    has caught up (at once in a running `serve`, else when one starts)."""
+    settings = Settings()
+    store = ReadStore(settings.read_store_path)
+    file = store.new_generation()
+    if from_stream:
+        console.print(f"{file.name}: the projection fills it from the first event in JOBS_EVENTS")
+    else:
+        position = replay(open_event_store(settings), ReadStore(file))
+        console.print(f"{file.name}: replayed the event store up to position {position}")
+    store.offer(file)
 
 
 @app.command()

@@ -1,7 +1,7 @@
 """Reading JOBS_EVENTS from a point: for live subscriptions that resume where they stopped."""
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 
 from nats.js import JetStreamContext
 from nats.js.api import ConsumerConfig, DeliverPolicy
@@ -27,7 +27,7 @@ async def first_sequence_after(js: JetStreamContext, position: int) -> int:
 
 async def events(
     js: JetStreamContext, subject: str, start_seq: int, follow: bool
-) -> AsyncIterator[EventEnvelope]:
+) -> AsyncGenerator[EventEnvelope, None]:
     """Events on `subject` from stream sequence `start_seq`, in order; without `follow`, only
     those stored now."""
     last_seq = int((await js.stream_info(EVENTS_STREAM)).state.last_seq)

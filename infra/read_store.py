@@ -4,10 +4,12 @@ One row per job (its view as JSON plus the columns that lists filter and sort on
 per log line, and the projection's position, all changed in one transaction per batch.
 """
 
+import os
 import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from uuid import uuid4
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS jobs (
@@ -57,24 +59,25 @@ SCHEMA_VERSION = 3
 
 
 class ReadStore:
+    """The read store's live file, and the rebuilt one that may wait to replace it.
+
+    `<path>.current` names the live file (absent: `path` itself); `<path>.rebuilt` names a
+    rebuilt file that the projection catches up and switches to. Readers open the live file
+    anew for each request, so a switch never fails one.
+    """
+
     def __init__(self, path: Path) -> None:
         self.path = path
         path.parent.mkdir(parents=True, exist_ok=True)
-        db = self.connect()
-        try:
-            if db.execute("PRAGMA user_version").fetchone()[0] != SCHEMA_VERSION:
-                db.executescript(
-                    "DROP TABLE IF EXISTS jobs; DROP TABLE IF EXISTS job_logs;"
-                    " DROP TABLE IF EXISTS job_versions;"
-                    " DROP TABLE IF EXISTS projection_position;"
-                )
-            db.executescript(SCHEMA)
-            db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
-        finally:
-            db.close()
+        self._prepare(self.current)
 
-    def connect(self) -> sqlite3.Connection:
-        db = sqlite3.connect(self.path, timeout=30, check_same_thread=False)
+    @property
+    def current(self) -> Path:
+        pointer = self._marker("current")
+        return self.path.with_name(pointer.read_text().strip()) if pointer.exists() else self.path
+
+    def connect(self, file: Path | None = None) -> sqlite3.Connection:
+        db = sqlite3.connect(file or self.current, timeout=30, check_same_thread=False)
         db.row_factory = sqlite3.Row
         db.execute("PRAGMA journal_mode=WAL")
         db.execute("PRAGMA synchronous=NORMAL")
@@ -85,5 +88,50 @@ class ReadStore:
         db = self.connect()
         try:
             yield db
+        finally:
+            db.close()
+
+    def new_generation(self) -> Path:
+        """An empty file beside the live one, for a rebuild."""
+        file = self.path.with_name(f"{self.path.stem}-{uuid4().hex[:8]}{self.path.suffix}")
+        self._prepare(file)
+        return file
+
+    def offer(self, file: Path) -> None:
+        """Make a rebuilt file the one the projection switches to once it has caught up."""
+        self._write_marker("rebuilt", file.name)
+
+    def offered(self) -> Path | None:
+        marker = self._marker("rebuilt")
+        return self.path.with_name(marker.read_text().strip()) if marker.exists() else None
+
+    def switch_to(self, file: Path) -> None:
+        """Readers see `file` from now on; the file they saw before is removed."""
+        previous = self.current
+        self._write_marker("current", file.name)
+        self._marker("rebuilt").unlink(missing_ok=True)
+        if previous != file:
+            for leftover in (previous, Path(f"{previous}-wal"), Path(f"{previous}-shm")):
+                leftover.unlink(missing_ok=True)
+
+    def _marker(self, kind: str) -> Path:
+        return self.path.with_name(f"{self.path.name}.{kind}")
+
+    def _write_marker(self, kind: str, text: str) -> None:
+        staged = self._marker(f"{kind}.tmp")
+        staged.write_text(text)
+        os.replace(staged, self._marker(kind))  # atomic: a reader sees the old or the new
+
+    def _prepare(self, file: Path) -> None:
+        db = self.connect(file)
+        try:
+            if db.execute("PRAGMA user_version").fetchone()[0] != SCHEMA_VERSION:
+                db.executescript(
+                    "DROP TABLE IF EXISTS jobs; DROP TABLE IF EXISTS job_logs;"
+                    " DROP TABLE IF EXISTS job_versions;"
+                    " DROP TABLE IF EXISTS projection_position;"
+                )
+            db.executescript(SCHEMA)
+            db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
         finally:
             db.close()

@@ -6,11 +6,13 @@ any event at or below that position: every event is applied exactly once, in ord
 """
 
 import asyncio
+import contextlib
 import json
 import logging
 import sqlite3
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 from nats.aio.msg import Msg
 from nats.js import JetStreamContext
@@ -19,13 +21,16 @@ from pydantic import ValidationError
 
 from domain.envelope import EventEnvelope
 from infra.bus import EVENTS_STREAM
+from infra.event_feed import events, first_sequence_after
 from infra.read_store import ReadStore
+from projections.compare import differences
 from projections.job_view import ROW_UNTOUCHED, JobView, apply
 
 log = logging.getLogger(__name__)
 
 PROJECTION = "job_view"
 MAX_BATCH = 2000
+REBUILT_CHECK = 1.0  # seconds
 
 
 def stored_position(db: sqlite3.Connection) -> tuple[int, int]:
@@ -33,6 +38,17 @@ def stored_position(db: sqlite3.Connection) -> tuple[int, int]:
         "SELECT position, stream_seq FROM projection_position WHERE name = ?", (PROJECTION,)
     ).fetchone()
     return (int(row["position"]), int(row["stream_seq"])) if row else (0, 0)
+
+
+def mark_stream_seq(db: sqlite3.Connection, stream_seq: int) -> None:
+    """Record that a caught-up store has everything up to this stream sequence."""
+    position, _ = stored_position(db)
+    with db:
+        db.execute(
+            "INSERT INTO projection_position (name, position, stream_seq) VALUES (?, ?, ?)"
+            " ON CONFLICT (name) DO UPDATE SET stream_seq = excluded.stream_seq",
+            (PROJECTION, position, stream_seq),
+        )
 
 
 def load_view(db: sqlite3.Connection, job_id: int) -> JobView | None:
@@ -133,19 +149,19 @@ class Projector:
         self.stream_seq = 0
 
     async def run(self) -> None:
-        # The connection lives on the writer thread only: opened, used and closed there.
+        # Connections live on the writer thread only: opened, used and closed there.
         loop = asyncio.get_running_loop()
         db = await loop.run_in_executor(self.writer, self.store.connect)
         try:
-            await self._follow(db)
+            self.position, self.stream_seq = await loop.run_in_executor(
+                self.writer, stored_position, db
+            )
+            db = await self._follow(db)
         finally:
             await asyncio.shield(loop.run_in_executor(self.writer, db.close))
 
-    async def _follow(self, db: sqlite3.Connection) -> None:
+    async def _follow(self, db: sqlite3.Connection) -> sqlite3.Connection:
         loop = asyncio.get_running_loop()
-        self.position, self.stream_seq = await loop.run_in_executor(
-            self.writer, stored_position, db
-        )
         queue: asyncio.Queue[Msg] = asyncio.Queue()
         sub = await self.js.subscribe(
             "jobs.events.>",
@@ -158,7 +174,12 @@ class Projector:
         )
         try:
             while True:
-                messages = [await queue.get()]
+                if (rebuilt := self.store.offered()) is not None:
+                    db = await self._switch(db, rebuilt)
+                try:  # a quiet stream still looks for a rebuilt store now and then
+                    messages = [await asyncio.wait_for(queue.get(), REBUILT_CHECK)]
+                except TimeoutError:
+                    continue
                 while not queue.empty() and len(messages) < MAX_BATCH:
                     messages.append(queue.get_nowait())
                 batch = [
@@ -169,3 +190,36 @@ class Projector:
                 )
         finally:
             await sub.unsubscribe()
+        return db
+
+    async def _switch(self, live: sqlite3.Connection, rebuilt: Path) -> sqlite3.Connection:
+        """Catch a rebuilt read store up with this one, compare them, and make it the live one.
+
+        The live one serves throughout; readers see the rebuilt one from the switch on.
+        """
+        loop = asyncio.get_running_loop()
+        db = await loop.run_in_executor(self.writer, self.store.connect, rebuilt)
+        position, _ = await loop.run_in_executor(self.writer, stored_position, db)
+        if position < self.position:
+            start = await first_sequence_after(self.js, position)
+            batch: list[tuple[EventEnvelope, int]] = []
+            async with contextlib.aclosing(events(self.js, "jobs.events.>", start, True)) as feed:
+                async for event in feed:
+                    batch.append((event, 0))
+                    caught_up = (event.position or 0) >= self.position
+                    if caught_up or len(batch) == MAX_BATCH:
+                        await loop.run_in_executor(self.writer, apply_batch, db, batch)
+                        batch = []
+                    if caught_up:
+                        break
+        self.position = max(self.position, position)
+        await loop.run_in_executor(self.writer, mark_stream_seq, db, self.stream_seq)
+        found = await loop.run_in_executor(
+            self.writer, differences, ReadStore(self.store.current), ReadStore(rebuilt)
+        )
+        for difference in found:
+            log.warning("the rebuilt read store differs: %s", difference)
+        self.store.switch_to(rebuilt)
+        await loop.run_in_executor(self.writer, live.close)
+        log.warning("switched to the rebuilt read store %s (%d differences)", rebuilt, len(found))
+        return db

@@ -6,8 +6,9 @@ from pathlib import Path
 
 from infra.event_store import EventStore
 from infra.read_store import ReadStore
+from projections.compare import differences
 from projections.projector import stored_position
-from projections.replay import differences, replay
+from projections.replay import replay
 
 
 @dataclass(frozen=True)

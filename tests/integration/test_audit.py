@@ -27,7 +27,7 @@ from domain.statuses import JobStatus
 from infra.catalog import SEED_CATALOG, Catalog
 from infra.embedded_nats import free_port
 from infra.settings import Settings
-from projections.replay import TABLES
+from projections.compare import TABLES
 from projections.verification import Verification, verify
 from tests.conftest import create_job, history, settled
 

@@ -11,7 +11,8 @@ from api.bootstrap import running_stack
 from api.schemas import Job
 from infra.read_store import ReadStore
 from infra.settings import Settings
-from projections.replay import differences, replay
+from projections.compare import differences
+from projections.replay import replay
 from tests.conftest import admin_token, create_job, history, settled, wait_for
 
 SEED = json.loads((Path(__file__).parent.parent / "seed" / "job-124.json").read_text())

@@ -13,7 +13,8 @@ from api.bootstrap import running_stack
 from infra.catalog import SEED_CATALOG
 from infra.read_store import ReadStore
 from infra.settings import Settings
-from projections.replay import differences, replay
+from projections.compare import differences
+from projections.replay import replay
 from tests.conftest import admin_token, create_job, settled, wait_for
 
 POSTGRES_URL = os.environ.get(
