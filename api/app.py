@@ -403,10 +403,10 @@ def build_app(stack: Stack) -> FastAPI:
         after = None if since is None else _moment(since, time_zone, "since")
         before = None if until is None else _moment(until, time_zone, "until")
         chosen = [
-            event
-            for event in history
+            (event, number)
+            for event, number in zip(history, attempts_of(history), strict=True)
             if (type is None or event.type == type)
-            and (attempt is None or event.data.get("attempt", 1) == attempt)
+            and (attempt is None or number == attempt)
             and from_version <= event.version <= (to_version or event.version)
             and (after is None or event.occurred_at >= after)
             and (before is None or event.occurred_at <= before)
@@ -417,8 +417,8 @@ def build_app(stack: Stack) -> FastAPI:
             "next": _page_url(request, limit, following) if following < len(chosen) else None,
             "previous": _page_url(request, limit, preceding) if offset > 0 else None,
             "results": [
-                event.model_dump(mode="json", exclude={"position"})
-                for event in chosen[offset:following]
+                {**event.model_dump(mode="json"), "attempt": number}
+                for event, number in chosen[offset:following]
             ],
         }
 
@@ -577,6 +577,15 @@ def build_app(stack: Stack) -> FastAPI:
         return bus.to_jsonable()
 
     return app
+
+
+def attempts_of(history: list[EventEnvelope]) -> list[int]:
+    """The attempt each event belongs to: its own `attempt`, else the one it happened in."""
+    current, numbers = 1, []
+    for event in history:
+        current = int(event.data.get("attempt", current))
+        numbers.append(current)
+    return numbers
 
 
 def server_sent(event: EventEnvelope, event_id: int) -> str:

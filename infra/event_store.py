@@ -5,6 +5,9 @@ from typing import Any, ClassVar
 from urllib.parse import parse_qs, unquote, urlparse
 
 from eventsourcing.application import Application
+from eventsourcing.postgres import PostgresApplicationRecorder
+from eventsourcing.sqlite import SQLiteApplicationRecorder
+from psycopg.sql import SQL, Identifier
 
 from domain.envelope import EventEnvelope, envelope_of
 from domain.job import Job, JobNumbers, job_uuid
@@ -42,8 +45,37 @@ class EventStore(Application[Any]):
             position = last
 
     def job_history(self, job_id: int) -> list[EventEnvelope]:
-        """One job's events, in order (without global positions)."""
-        return [envelope_of(event, None) for event in self.events.get(job_uuid(job_id))]
+        """One job's events, in order, each with its position in the global order."""
+        positions = self.positions(job_id)
+        return [
+            envelope_of(event, positions.get(event.originator_version))
+            for event in self.events.get(job_uuid(job_id))
+        ]
+
+    def positions(self, job_id: int) -> dict[int, int]:
+        """Version → notification id of a job's events (the library has no call for it)."""
+        recorder = self.recorder
+        originator = job_uuid(job_id)
+        if isinstance(recorder, SQLiteApplicationRecorder):
+            query = (
+                f"SELECT rowid AS position, originator_version AS version"
+                f" FROM {recorder.events_table_name} WHERE originator_id = ?"
+            )
+            with recorder.datastore.transaction(commit=False) as cursor:
+                cursor.execute(query, (originator.hex,))
+                return {row["version"]: row["position"] for row in cursor.fetchall()}
+        if isinstance(recorder, PostgresApplicationRecorder):
+            statement = SQL(
+                "SELECT notification_id AS position, originator_version AS version"
+                " FROM {schema}.{table} WHERE originator_id = %s"
+            ).format(
+                schema=Identifier(recorder.datastore.schema),
+                table=Identifier(recorder.events_table_name),
+            )
+            with recorder.datastore.transaction(commit=False) as cursor:
+                cursor.execute(statement, (originator,))
+                return {row["version"]: row["position"] for row in cursor.fetchall()}
+        return {}
 
 
 def event_store_env(settings: Settings) -> dict[str, str]:

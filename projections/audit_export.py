@@ -69,7 +69,7 @@ def chain_hash(previous: str, record: Record) -> str:
 
 
 def record_of(event: EventEnvelope) -> Record:
-    """The event as the history shows it: the envelope without its global position."""
+    """The event as exported: the envelope without its global position (the store's own)."""
     return event.model_dump(mode="json", exclude={"position"})
 
 

@@ -25,6 +25,11 @@ RUNNER = "test-runner"
 BROKEN_CHAIN = "its hash does not follow from the lines before it (changed, removed or reordered)"
 
 
+def as_exported(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """History items as an export holds them: the envelope without position or attempt."""
+    return [{k: v for k, v in e.items() if k not in ("position", "attempt")} for e in events]
+
+
 async def cancelled_then_retried(stack: Stack, client: httpx.AsyncClient) -> list[dict[str, Any]]:
     """Job 1: attempt 1 is cancelled while it runs, attempt 2 logs and succeeds; its history."""
     await create_job(client, start_now=False)
@@ -47,7 +52,7 @@ async def cancelled_then_retried(stack: Stack, client: httpx.AsyncClient) -> lis
         outcome = await stack.bus.send(command)
         assert outcome.accepted, outcome.reason
     await settled(stack)
-    return await history(client, JOB)
+    return as_exported(await history(client, JOB))
 
 
 def chain(events: list[dict[str, Any]]) -> list[str]:
@@ -129,7 +134,7 @@ async def test_a_project_export_chains_its_jobs_in_id_order_to_standard_output(
     stack.catalog.add({"projects": [{"id": 18, "name": "Elsewhere"}]})
     await create_job(client, start_now=False, name="Elsewhere", project_id=18)
     await settled(stack)
-    events = [*first, *await history(client, 2)]
+    events = [*first, *as_exported(await history(client, 2))]
     hashes = chain(events)
 
     exported = jobledger(settings, "export-history", "--project", "16")

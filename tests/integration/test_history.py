@@ -17,6 +17,11 @@ async def test_history_filters_and_pages(client: httpx.AsyncClient) -> None:
     events = everything["results"]
     assert everything["count"] == len(events)
     assert [e["version"] for e in events] == list(range(1, len(events) + 1))
+    positions = [e["position"] for e in events]
+    assert positions == sorted(positions) and len(set(positions)) == len(positions)
+    retried_at = next(i for i, e in enumerate(events) if e["type"] == "JobRetried")
+    assert {e["attempt"] for e in events[:retried_at]} == {1}
+    assert {e["attempt"] for e in events[retried_at:]} == {2}
 
     statuses = (await client.get(path, params={"type": "StatusChanged", "attempt": 2})).json()
     assert [(e["data"]["attempt"], e["data"]["status"]) for e in statuses["results"]] == [

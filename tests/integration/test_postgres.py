@@ -51,6 +51,8 @@ async def test_the_main_job_runs_on_a_postgresql_event_store(
         assert job["status"] == "SUCCESS"
         assert job["progress"]["summary"] == {"status": "SUCCESS", "progress": 1.0}
         await settled(stack)
+        positions = [event.position for event in stack.event_store.job_history(created["id"])]
+        assert None not in positions and positions == sorted(positions)
         rebuilt = ReadStore(tmp_path / "replayed.sqlite3")
         replay(stack.event_store, rebuilt)
         assert differences(stack.read_store, rebuilt) == []
