@@ -224,12 +224,18 @@ def describe(event: dict[str, Any]) -> str:
 
 
 def print_history(history: list[dict[str, Any]]) -> None:
-    table = Table("v", "time", "event", "command", "what", box=None)
+    table = Table(box=None)
+    for column in ("v", "pos", "att", "time", "event", "actor", "command"):
+        table.add_column(column, no_wrap=True)
+    table.add_column("what")
     for event in history:
         table.add_row(
             str(event["version"]),
+            str(event.get("position") or ""),
+            str(event.get("attempt") or ""),
             event["occurred_at"][11:23],
             event["type"],
+            event["actor"],
             event["causation_id"][:8],
             describe(event),
         )
