@@ -53,6 +53,7 @@ from domain.commands import (
     UpdateJob,
 )
 from domain.envelope import EventEnvelope, Outcome
+from domain.job import JOB_EVENT_TYPES
 from domain.permissions import User, run_permission
 from domain.statuses import ACTIVE, JobStatus
 from infra.asyncapi import bus_document
@@ -269,7 +270,8 @@ def build_app(stack: Stack) -> FastAPI:
         if then is None or not stack.catalog.visible(render.user, then[0]["project_id"]):
             raise ApiError(404, NOT_FOUND)
         view, logs = then
-        return render.job(view, logs[:logs_limit])
+        headers = {"X-Job-Version": str(view["version"])}
+        return JSONResponse(render.job(view, logs[:logs_limit]), headers=headers)
 
     @app.get("/api/v2/jobs/{job_id}/attempts/", summary="A job's attempts, one per run or retry")
     def job_attempts(job_id: int, render: Renderer) -> list[dict[str, Any]]:
@@ -397,6 +399,9 @@ def build_app(stack: Stack) -> FastAPI:
         limit: Annotated[int, Query(ge=1, le=5000)] = HISTORY_PAGE,
         offset: Annotated[int, Query(ge=0)] = 0,
     ) -> dict[str, Any]:
+        if type is not None and type not in JOB_EVENT_TYPES:
+            choices = ", ".join(sorted(JOB_EVENT_TYPES))
+            raise ApiError(400, {"type": [f"{type} is not an event type; one of: {choices}"]})
         history = await asyncio.to_thread(stack.event_store.job_history, job_id)
         if not history or not stack.catalog.visible(user, history[0].data["spec"]["project_id"]):
             raise ApiError(404, NOT_FOUND)

@@ -224,22 +224,14 @@ def describe(event: dict[str, Any]) -> str:
 
 
 def print_history(history: list[dict[str, Any]]) -> None:
-    table = Table(box=None)
-    for column in ("v", "pos", "att", "time", "event", "actor", "command"):
-        table.add_column(column, no_wrap=True)
-    table.add_column("what")
+    """One line per event: version, position, attempt, time, type, actor, command, what."""
     for event in history:
-        table.add_row(
-            str(event["version"]),
-            str(event.get("position") or ""),
-            str(event.get("attempt") or ""),
-            event["occurred_at"][11:23],
-            event["type"],
-            event["actor"],
-            event["causation_id"][:8],
-            describe(event),
+        console.print(
+            f"{event['version']:>4} {event.get('position') or '':>6} a{event.get('attempt') or ''}"
+            f" {event['occurred_at'][11:23]} [bold]{event['type']}[/] {event['actor']}"
+            f" {event['causation_id'][:8]}  {describe(event)}",
+            highlight=False,
         )
-    console.print(table)
 
 
 @contextlib.asynccontextmanager
@@ -537,6 +529,10 @@ def rebuild(
         position = replay(open_event_store(settings), ReadStore(file))
         console.print(f"{file.name}: replayed the event store up to position {position}")
     store.offer(file)
+    console.print(
+        "The projection catches it up, compares it with the live read model and switches to it"
+        " (a running `serve` at once, else the next one); the old file is then removed."
+    )
 
 
 @app.command()

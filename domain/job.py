@@ -605,3 +605,13 @@ class CreationReceipt(Aggregate):
 
 def receipt_uuid(command_id: str) -> UUID:
     return uuid5(NAMESPACE, f"create/{command_id}")
+
+
+# The names of the events a job records, as the envelope's `type` gives them.
+JOB_EVENT_TYPES = frozenset(
+    name
+    for name, member in vars(Job).items()
+    if isinstance(member, type)
+    and issubclass(member, Aggregate.Event)
+    and member not in (Job.Event, Job.Created, Job.JobEvent)  # the bases, never recorded
+)

@@ -53,3 +53,10 @@ async def test_a_bad_history_filter_is_400(client: httpx.AsyncClient) -> None:
     assert (bad_time.status_code, list(bad_time.json())) == (400, ["since"])
     bad_attempt = await client.get(path, params={"attempt": "first"})
     assert (bad_attempt.status_code, list(bad_attempt.json())) == (400, ["attempt"])
+
+
+async def test_an_unknown_event_type_is_400(client: httpx.AsyncClient) -> None:
+    job = await create_job(client, start_now=False)
+    response = await client.get(f"/api/v2/jobs/{job['id']}/history/", params={"type": "Bogus"})
+    assert response.status_code == 400
+    assert response.json()["type"][0].startswith("Bogus is not an event type; one of: ")
