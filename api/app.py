@@ -47,6 +47,7 @@ from domain.commands import (
     CreateJob,
     DeleteJob,
     JobSpec,
+    NoteWorkerActivity,
     RecordResult,
     RetryJob,
     RunJob,
@@ -61,6 +62,7 @@ from infra.bus import TASKS_STREAM, connection, event_subject, jetstream, task_s
 from infra.catalog import Catalog
 from infra.event_feed import events, first_sequence_after
 from infra.task_queue import TaskQueue
+from infra.users import fingerprint
 from projections import views
 from projections.attempts import attempts
 from projections.job_view import JobView
@@ -110,8 +112,16 @@ def build_app(stack: Stack) -> FastAPI:
     async def invalid_request(_: Request, error: RequestValidationError) -> JSONResponse:
         return JSONResponse(field_errors(list(error.errors())), status_code=400)
 
-    def authenticated(authorization: Annotated[str | None, Header()] = None) -> User:
-        return caller(stack.users, authorization)
+    def authenticated(
+        request: Request, authorization: Annotated[str | None, Header()] = None
+    ) -> User:
+        user = caller(stack.users, authorization)
+        # Log lines about a caller name the token by its first characters only.
+        key = (authorization or "").partition(" ")[2].strip()
+        request.state.caller = f"user={user.email}" + (
+            f", token_id={fingerprint(key)}" if key else ""
+        )
+        return user
 
     Caller = Annotated[User, Depends(authenticated)]
 
@@ -508,6 +518,11 @@ def build_app(stack: Stack) -> FastAPI:
         if view["dispatch_mode"] != "async_api":
             raise ApiError(400, ["Only async_api jobs have fetchable tasks"])
         if view["status"] not in ACTIVE:
+            await note(
+                job_id,
+                f"Tasks requested for non-active job (status={view['status']}); returning empty."
+                f" {request.state.caller}",
+            )
             return {"tasks": []}
         if view["pipeline_id"] is None:
             raise ApiError(400, ["This job does not have a pipeline configured"])
@@ -515,7 +530,18 @@ def build_app(stack: Stack) -> FastAPI:
             messages = await task_queue.take(job_id, view["attempt"], wanted.batch_size)
         except (NatsError, OSError) as error:
             raise ApiError(503, {"error": "Task queue temporarily unavailable"}) from error
+        if messages:
+            await note(
+                job_id,
+                f"Tasks fetched: requested={wanted.batch_size}, delivered={len(messages)},"
+                f" {request.state.caller}",
+            )
         return {"tasks": [{**json.loads(m.data), "reply_subject": m.reply} for m in messages]}
+
+    async def note(job_id: int, message: str) -> None:
+        """A log line about workers' calls; losing one must not fail the call."""
+        with contextlib.suppress(TimeoutError):
+            await stack.bus.send(NoteWorkerActivity(job_id=job_id, message=message))
 
     @app.post("/api/v2/jobs/{job_id}/result/", summary="Record workers' results of tasks")
     async def record_results(job_id: int, request: Request, user: Caller) -> dict[str, Any]:
@@ -541,6 +567,11 @@ def build_app(stack: Stack) -> FastAPI:
             with contextlib.suppress(NatsError):
                 await connection(stack.broker).publish(subject, b"+ACK")
             positions.append(outcome.position or 0)
+            await note(
+                job_id,
+                f"Queued pipeline result: task_id={command.command_id}, reply_subject={subject},"
+                f" {request.state.caller}",
+            )
         await wait_for_projection(max(positions, default=None))
         receipts = [
             {

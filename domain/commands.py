@@ -165,6 +165,13 @@ class ReapJob(JobCommand):
     stall_limit: float = Field(gt=0, description="seconds")
 
 
+class NoteWorkerActivity(JobCommand):
+    """A log line about workers' use of an async job (tasks fetched, results queued)."""
+
+    level: LogLevel = "INFO"
+    message: str = Field(min_length=1, max_length=10_000)
+
+
 class QueueImages(RunnerReport):
     """The images an async job's attempt hands to workers, after filtering and `limit`."""
 
@@ -200,5 +207,6 @@ COMMANDS: dict[str, type[Command]] = {
         QueueImages,
         RecordResult,
         ReapJob,
+        NoteWorkerActivity,
     )
 }

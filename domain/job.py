@@ -20,6 +20,7 @@ from domain.commands import (
     CreateJob,
     FinishJob,
     JobSpec,
+    NoteWorkerActivity,
     QueueImages,
     ReapJob,
     RecordResult,
@@ -367,6 +368,10 @@ class Job(Aggregate):
     def append_log(self, command: AppendLog) -> None:
         self._check_attempt(command)
         self._check_status(command, RUNNING)
+        self._log(command.level, command.message, command)
+
+    def note_worker_activity(self, command: NoteWorkerActivity) -> None:
+        """Workers may call on a job in any status; the line records what they asked."""
         self._log(command.level, command.message, command)
 
     def finish(self, command: FinishJob) -> None:

@@ -26,6 +26,7 @@ from domain.commands import (
     DeleteJob,
     FinishJob,
     JobCommand,
+    NoteWorkerActivity,
     QueueImages,
     ReapJob,
     RecordResult,
@@ -63,6 +64,7 @@ ROUTES: dict[type[Command], Callable[[Job, Any], None]] = {
     QueueImages: Job.queue_images,
     RecordResult: Job.record_result,
     ReapJob: Job.reap,
+    NoteWorkerActivity: Job.note_worker_activity,
 }
 
 CONFLICT_RETRIES = 3

@@ -304,3 +304,23 @@ async def test_a_huge_batch_size_is_400(worker: httpx.AsyncClient) -> None:
         400,
         {"batch_size": ["Ensure this value is less than or equal to 2147483647."]},
     )
+
+
+async def test_workers_calls_are_logged_naming_the_token_by_its_first_characters(
+    stack: Stack, client: httpx.AsyncClient, worker: httpx.AsyncClient
+) -> None:
+    job = await started_async_job(client)
+    token = worker.headers["authorization"].removeprefix("Token ")
+    tasks = (await worker.post(f"/api/v2/jobs/{job['id']}/tasks/", json={"batch_size": 2})).json()
+    await worker.post(
+        f"/api/v2/jobs/{job['id']}/result/", json={"results": [success(tasks["tasks"][0])]}
+    )
+    lines = (await client.get(f"/api/v2/jobs/{job['id']}/")).json()["logs"]["stdout"]
+    caller = f"user=worker@example.org, token_id={token[:8]}…"
+    assert any(
+        line.endswith(f"Tasks fetched: requested=2, delivered=2, {caller}") for line in lines
+    )
+    assert any(
+        "Queued pipeline result: task_id=" in line and line.endswith(caller) for line in lines
+    )
+    assert not any(token in line for line in lines)
