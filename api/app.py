@@ -306,7 +306,7 @@ def build_app(stack: Stack) -> FastAPI:
     )
     async def replace_job(job_id: int, request: Request, render: Renderer) -> Any:
         spec = validated(JobBody, await read_body(request))
-        return await update(job_id, spec, set(SPEC_FIELDS), render)
+        return await update(visible_view(job_id, render.user), spec, set(SPEC_FIELDS), render)
 
     @app.patch(
         "/api/v2/jobs/{job_id}/",
@@ -318,10 +318,13 @@ def build_app(stack: Stack) -> FastAPI:
         data = await read_body(request)
         current = visible_view(job_id, render.user)
         spec = validated(JobBody, {**current, **data})
-        return await update(job_id, spec, set(data) & SPEC_FIELDS, render)
+        return await update(current, spec, set(data) & SPEC_FIELDS, render)
 
-    async def update(job_id: int, spec: JobSpec, fields: set[str], render: JobRenderer) -> Any:
-        view = visible_view(job_id, render.user)
+    async def update(
+        view: dict[str, Any], spec: JobSpec, fields: set[str], render: JobRenderer
+    ) -> Any:
+        """Change the job of `view` (one the caller may see) to `spec`, in `fields` only."""
+        job_id = view["id"]
         require(render.user, "update_job", view["project_id"])
         if spec.project_id != view["project_id"]:
             # Moving a job into a project is creating one there.

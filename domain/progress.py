@@ -119,9 +119,9 @@ def _set_param(params: list[Param], name: str, key: str, value: Any) -> None:
 
 def with_stage(progress: Progress, stage: Stage) -> Progress:
     """Progress with one stage replaced (matched by key) and the summary recomputed."""
-    stages = [stage if s["key"] == stage["key"] else s for s in progress["stages"]]
-    summary: Summary = {"status": progress["summary"]["status"], "progress": mean_progress(stages)}
-    return {**progress, "stages": stages, "summary": summary}
+    return with_stages(
+        progress, [stage if s["key"] == stage["key"] else s for s in progress["stages"]]
+    )
 
 
 def with_stages(progress: Progress, stages: list[Stage]) -> Progress:

@@ -3,7 +3,7 @@
 import logging
 from typing import Any
 
-from faststream.nats import JStream, NatsBroker
+from faststream.nats import NatsBroker
 from nats.aio.client import Client
 from nats.js import JetStreamContext
 from nats.js.api import RetentionPolicy, StorageType, StreamConfig
@@ -42,10 +42,6 @@ STREAMS = (
         duplicate_window=120.0,
     ),
 )
-
-# Subscribers name the streams without declaring them: ensure_streams is the one place.
-COMMANDS = JStream(COMMANDS_STREAM, declare=False)
-EVENTS = JStream(EVENTS_STREAM, declare=False)
 
 
 def command_subject(command_name: str) -> str:
