@@ -28,9 +28,10 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from api.auth import caller, require
 from api.bodies import JobBody, check_references, field_errors, read_body, validated
 from api.bootstrap import Stack
+from api.catalog_routes import add_catalog_routes
 from api.errors import NOT_FOUND, ApiError
 from api.job_json import JobRenderer, duration
-from api.list_query import OPENAPI_PARAMETERS, lenient_bool, list_query
+from api.list_query import OPENAPI_PARAMETERS, lenient_bool, list_query, page_envelope
 from api.schemas import Job, JobPage
 from api.worker_protocol import (
     PipelineError,
@@ -59,7 +60,7 @@ from domain.permissions import User, run_permission
 from domain.statuses import ACTIVE, JobStatus
 from infra.asyncapi import bus_document
 from infra.bus import TASKS_STREAM, connection, event_subject, jetstream, task_subject
-from infra.catalog import Catalog
+from infra.catalog import CatalogSnapshot
 from infra.event_feed import events, first_sequence_after
 from infra.task_queue import TaskQueue
 from infra.users import fingerprint
@@ -127,7 +128,7 @@ def build_app(stack: Stack) -> FastAPI:
 
     def renderer(request: Request, user: Caller, format: str | None = None) -> JobRenderer:
         base_url = str(request.base_url)
-        return JobRenderer(stack.catalog, base_url, time_zone, format == "api", user)
+        return JobRenderer(stack.catalog.current(), base_url, time_zone, format == "api", user)
 
     Renderer = Annotated[JobRenderer, Depends(renderer)]
 
@@ -137,7 +138,7 @@ def build_app(stack: Stack) -> FastAPI:
             raise ApiError(404, NOT_FOUND)
         with stack.read_store.reading() as db:
             view = views.job_view(db, job_id)
-        if view is None or not stack.catalog.visible(user, view["project_id"]):
+        if view is None or not stack.catalog.current().visible(user, view["project_id"]):
             raise ApiError(404, NOT_FOUND)
         return view
 
@@ -205,17 +206,14 @@ def build_app(stack: Stack) -> FastAPI:
         params = request.query_params
         with stack.read_store.reading() as db:
             pipeline_ids = views.pipeline_ids(db)
-            query = list_query(params, stack.catalog, pipeline_ids, datetime.now(UTC))
-            hidden = stack.catalog.hidden_projects(render.user)
+            query = list_query(params, render.catalog, pipeline_ids, datetime.now(UTC))
+            hidden = render.catalog.hidden_projects(render.user)
             count, page = views.job_page(db, replace(query, hidden_project_ids=hidden))
-        following, preceding = query.offset + query.limit, query.offset - query.limit
         ids_only = lenient_bool(params.get("ids_only"))
         return {
-            "count": count,
-            "next": _page_url(request, query.limit, following) if following < count else None,
-            "previous": _page_url(request, query.limit, preceding) if query.offset > 0 else None,
+            **page_envelope(request, count, query.limit, query.offset),
             "results": [
-                _id_and_slug(view, stack.catalog) if ids_only else render.job(view, None)
+                _id_and_slug(view, render.catalog) if ids_only else render.job(view, None)
                 for view in page
             ],
             "user_permissions": ["create"] if may_create(render.user, query) else [],
@@ -242,7 +240,7 @@ def build_app(stack: Stack) -> FastAPI:
         if run_now:
             single = spec.source_image_single_id is not None
             require(render.user, run_permission(spec.job_type_key, single), spec.project_id)
-        check_references(stack.catalog, spec)
+        check_references(render.catalog, spec)
         command = CreateJob(**spec.model_dump(), start_now=run_now, actor=render.user.email)
         return await act(command, render, status_code=201)
 
@@ -277,7 +275,7 @@ def build_app(stack: Stack) -> FastAPI:
             raise ApiError(400, {"as_of_version": [reason]})
         then = view_as_of(history, as_of_version, moment)
         # It may have been in another project then: that one must be visible too.
-        if then is None or not stack.catalog.visible(render.user, then[0]["project_id"]):
+        if then is None or not stack.catalog.current().visible(render.user, then[0]["project_id"]):
             raise ApiError(404, NOT_FOUND)
         view, logs = then
         headers = {"X-Job-Version": str(view["version"])}
@@ -329,7 +327,7 @@ def build_app(stack: Stack) -> FastAPI:
         if spec.project_id != view["project_id"]:
             # Moving a job into a project is creating one there.
             require(render.user, "create_job", spec.project_id)
-        check_references(stack.catalog, spec)
+        check_references(render.catalog, spec)
         changes = spec.model_dump(include=fields)
         return await act(UpdateJob(job_id=job_id, changes=changes, actor=render.user.email), render)
 
@@ -371,32 +369,7 @@ def build_app(stack: Stack) -> FastAPI:
         may_run(job_id, render.user)
         return await act(RetryJob(job_id=job_id, actor=render.user.email), render)
 
-    def catalog_object(found: dict[str, Any] | None) -> dict[str, Any]:
-        if found is None:
-            raise ApiError(404, NOT_FOUND)
-        return found
-
-    @app.get("/api/v2/projects/{project_id}/", summary="A project of the catalog")
-    def get_project(project_id: int, render: Renderer) -> dict[str, Any]:
-        if not stack.catalog.visible(render.user, project_id):
-            raise ApiError(404, NOT_FOUND)
-        return catalog_object(render.named("projects", project_id, "projects"))
-
-    @app.get("/api/v2/deployments/{deployment_id}/", summary="A deployment of the catalog")
-    def get_deployment(deployment_id: int, render: Renderer) -> dict[str, Any]:
-        return catalog_object(render.named("deployments", deployment_id, "deployments"))
-
-    @app.get("/api/v2/captures/collections/{collection_id}/", summary="A capture collection")
-    def get_collection(collection_id: int, render: Renderer) -> dict[str, Any]:
-        return catalog_object(render.collection(collection_id))
-
-    @app.get("/api/v2/captures/{capture_id}/", summary="A single capture")
-    def get_capture(capture_id: int, render: Renderer) -> dict[str, Any]:
-        return catalog_object(render.capture(capture_id))
-
-    @app.get("/api/v2/ml/pipelines/{pipeline_id}/", summary="A pipeline of the catalog")
-    def get_pipeline(pipeline_id: int, render: Renderer) -> dict[str, Any]:
-        return catalog_object(render.pipeline(pipeline_id))
+    add_catalog_routes(app, stack, renderer)
 
     @app.get("/api/v2/jobs/{job_id}/history/", summary="A job's events, in order, filtered")
     async def job_history(
@@ -416,7 +389,9 @@ def build_app(stack: Stack) -> FastAPI:
             choices = ", ".join(sorted(JOB_EVENT_TYPES))
             raise ApiError(400, {"type": [f"{type} is not an event type; one of: {choices}"]})
         history = await asyncio.to_thread(stack.event_store.job_history, job_id)
-        if not history or not stack.catalog.visible(user, history[0].data["spec"]["project_id"]):
+        if not history or not stack.catalog.current().visible(
+            user, history[0].data["spec"]["project_id"]
+        ):
             raise ApiError(404, NOT_FOUND)
         after = None if since is None else _moment(since, time_zone, "since")
         before = None if until is None else _moment(until, time_zone, "until")
@@ -429,14 +404,11 @@ def build_app(stack: Stack) -> FastAPI:
             and (after is None or event.occurred_at >= after)
             and (before is None or event.occurred_at <= before)
         ]
-        following, preceding = offset + limit, max(offset - limit, 0)
         return {
-            "count": len(chosen),
-            "next": _page_url(request, limit, following) if following < len(chosen) else None,
-            "previous": _page_url(request, limit, preceding) if offset > 0 else None,
+            **page_envelope(request, len(chosen), limit, offset),
             "results": [
                 {**event.model_dump(mode="json"), "attempt": number}
-                for event, number in chosen[offset:following]
+                for event, number in chosen[offset : offset + limit]
             ],
         }
 
@@ -482,7 +454,7 @@ def build_app(stack: Stack) -> FastAPI:
         last_event_id: Annotated[str | None, Header()] = None,
     ) -> StreamingResponse:
         start = await first_sequence_after(js, resume_after(last_event_id, from_position))
-        hidden = stack.catalog.hidden_projects(user)
+        hidden = stack.catalog.current().hidden_projects(user)
         projects: dict[int, int | None] = {}
 
         def project_of(event: EventEnvelope) -> int | None:
@@ -694,7 +666,7 @@ class AppendSlash:
         await self.app(scope, receive, send)
 
 
-def _id_and_slug(view: JobView, catalog: Catalog) -> dict[str, Any]:
+def _id_and_slug(view: JobView, catalog: CatalogSnapshot) -> dict[str, Any]:
     """A job as the worker's poll (`ids_only`) lists it."""
     pipeline = catalog.get("pipelines", view["pipeline_id"])
     return {
@@ -702,14 +674,6 @@ def _id_and_slug(view: JobView, catalog: Catalog) -> dict[str, Any]:
         "pipeline_slug": pipeline["slug"] if pipeline else None,
         "user_permissions": [],
     }
-
-
-def _page_url(request: Request, limit: int, offset: int) -> str:
-    """Another page of the list; without `offset` for the first, as DRF links it."""
-    url = request.url.include_query_params(limit=limit)
-    if offset > 0:
-        return str(url.include_query_params(offset=offset))
-    return str(url.remove_query_params("offset"))
 
 
 def _moment(value: str, time_zone: ZoneInfo, parameter: str = "as_of") -> datetime:

@@ -13,7 +13,7 @@ from pydantic_core import ErrorDetails
 
 from api.errors import ApiError
 from domain.commands import MAX_INT, JobSpec
-from infra.catalog import Catalog
+from infra.catalog import CatalogSnapshot
 
 Body = TypeVar("Body", bound=BaseModel)
 
@@ -101,12 +101,20 @@ def drf_message(error: ErrorDetails) -> str:
     return str(error["msg"])
 
 
-def check_references(catalog: Catalog, spec: JobSpec) -> None:
-    """Every referenced object exists (400 naming the field, in DRF's words, if not)."""
-    missing = {
-        field: [f'Invalid pk "{value}" - object does not exist.']
-        for field, kind in REFERENCES.items()
-        if (value := getattr(spec, field)) is not None and catalog.get(kind, value) is None
-    }
-    if missing:
-        raise ApiError(400, missing)
+def check_references(catalog: CatalogSnapshot, spec: JobSpec) -> None:
+    """Every referenced object exists and, where it belongs to a project, to the job's
+    (400 naming the field, in DRF's words where DRF has them)."""
+    errors: dict[str, list[str]] = {}
+    for field, kind in REFERENCES.items():
+        if (value := getattr(spec, field)) is None:
+            continue
+        found = catalog.get(kind, value)
+        if found is None:
+            errors[field] = [f'Invalid pk "{value}" - object does not exist.']
+        elif found.get("project_id") not in (None, spec.project_id):
+            noun = kind.rstrip("s").capitalize()
+            errors[field] = [
+                f"{noun} {value} belongs to project {found['project_id']}, not {spec.project_id}."
+            ]
+    if errors:
+        raise ApiError(400, errors)

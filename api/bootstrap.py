@@ -10,6 +10,7 @@ from enum import StrEnum
 
 from faststream.nats import NatsBroker
 
+from api.catalog_io import Entries, read_catalog_file, save_catalog
 from handlers.command_consumer import CommandConsumer
 from handlers.command_handler import CommandHandler
 from handlers.reaper import Reaper
@@ -54,6 +55,10 @@ class Stack:
     relay: EventRelay | None = None
     projector: Projector | None = None
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
+
+    async def save_catalog(self, entries: Entries, actor: str = "operator") -> dict[str, int]:
+        """Add or replace catalog objects (all of them checked first); see api.catalog_io."""
+        return await save_catalog(self.bus, self.read_store, self.catalog.current(), entries, actor)
 
 
 async def supervise(name: str, run: Callable[[], Awaitable[None]]) -> None:
@@ -115,13 +120,14 @@ async def running_stack(
         views_writer = ThreadPoolExecutor(1, thread_name_prefix="read-store-writer")
         for executor in (writer, reader, views_writer):
             exits.callback(executor.shutdown, wait=True, cancel_futures=True)
+        read_store = ReadStore(settings.read_store_path)
         stack = Stack(
             settings=settings,
             broker=broker,
             bus=CommandBus(broker, timeout=settings.command_timeout),
             event_store=event_store,
-            read_store=ReadStore(settings.read_store_path),
-            catalog=Catalog(settings.catalog_path),
+            read_store=read_store,
+            catalog=Catalog(read_store),
             users=Users(settings.users_path),
             nats_url=url,
         )
@@ -156,7 +162,17 @@ async def running_stack(
                 stack.read_store, stack.bus, settings.stall_limit, settings.reap_interval
             )
             stack.tasks.append(asyncio.create_task(supervise("reaper", reaper.run)))
+        if {Role.HANDLER, Role.PROJECTOR} <= roles:
+            await import_catalog_file(stack)
         try:
             yield stack
         finally:
             await stop(stack.tasks)
+
+
+async def import_catalog_file(stack: Stack) -> None:
+    """Earlier versions kept the catalog in a JSON file: its objects become events once."""
+    path = stack.settings.data_dir / "catalog.json"
+    if path.exists():
+        await stack.save_catalog(read_catalog_file(path))
+        path.rename(path.with_name("catalog.json.imported"))

@@ -21,12 +21,13 @@ from rich.table import Table
 
 from api.app import VERSION, build_app, in_process_client
 from api.bootstrap import ALL_ROLES, Role, running_stack
+from api.catalog_io import SEED_CATALOG, read_catalog_file
+from api.catalog_routes import PATHS
 from domain.envelope import EventEnvelope
 from domain.permissions import ProjectRole, User
 from domain.statuses import FINAL
 from infra.asyncapi import bus_document
 from infra.bus import event_subject, jetstream
-from infra.catalog import SEED_CATALOG, Catalog
 from infra.embedded_nats import exclusive
 from infra.event_feed import events
 from infra.event_store import EventStore, open_event_store
@@ -104,7 +105,7 @@ def demo(delay: Annotated[int, typer.Option(min=1, help="seconds the test job ru
 
     async def demonstrating() -> None:
         async with running_stack(settings) as stack:
-            stack.catalog.add(SEED_CATALOG)
+            await stack.save_catalog(SEED_CATALOG)
             async with in_process_client(stack, stack.users.operator_token()) as client:
                 created = await call(
                     client.post(
@@ -354,21 +355,37 @@ app.add_typer(catalog, name="catalog")
 
 
 @catalog.command("import")
-def import_catalog(path: Path) -> None:
-    """Add or replace catalog objects from a JSON or YAML file of kinds to lists of objects."""
+def import_catalog(path: Path, url: UrlOption = None) -> None:
+    """Add or replace catalog objects from a JSON or YAML file of kinds to lists of objects.
+
+    The whole file is checked first: a bad object or reference saves nothing."""
     try:
-        counts = Catalog(Settings().catalog_path).import_file(path)
+        entries = read_catalog_file(path)
     except (OSError, ValueError, yaml.YAMLError) as error:
         console.print(f"[red]{error}")
         raise typer.Exit(1) from None
-    console.print(", ".join(f"{count} {kind}" for kind, count in counts.items()))
+
+    async def importing() -> None:
+        async with api_client(url) as client:
+            counts = await call(client.post("/api/v2/catalog/", json=entries))
+        console.print(", ".join(f"{count} {kind}" for kind, count in counts.items()))
+
+    run(importing)
 
 
 @catalog.command("show")
-def show_catalog() -> None:
-    """Print the catalog."""
-    path = Settings().catalog_path
-    console.print_json(path.read_text() if path.exists() else "{}")
+def show_catalog(url: UrlOption = None) -> None:
+    """Print the catalog, every kind."""
+
+    async def showing() -> None:
+        async with api_client(url) as client:
+            shown = {}
+            for kind, path in PATHS.items():
+                page = await call(client.get(f"/api/v2/{path}/", params={"limit": 10**9}))
+                shown[kind] = page["results"]
+        console.print_json(data=shown)
+
+    run(showing)
 
 
 @app.command()
@@ -568,7 +585,7 @@ def histories_to_export(
     if job_id is not None and project is None:
         return [events.job_history(job_id)]
     if project is not None and job_id is None:
-        job_ids = jobs_of_project(events.all_job_envelopes(), project)
+        job_ids = jobs_of_project(events.all_envelopes(), project)
         return [events.job_history(job) for job in job_ids]
     raise typer.BadParameter("give a job id or --project, one of them")
 

@@ -6,7 +6,7 @@ from zoneinfo import ZoneInfo
 
 from domain.job_types import JOB_TYPE_NAMES
 from domain.permissions import User, job_permissions
-from infra.catalog import Catalog
+from infra.catalog import CatalogSnapshot
 from projections.job_view import JobView
 
 ERROR_LEVELS = frozenset({"ERROR", "CRITICAL"})
@@ -16,7 +16,12 @@ class JobRenderer:
     """Renders views for one request: URLs on its base, times in the configured zone."""
 
     def __init__(
-        self, catalog: Catalog, base_url: str, time_zone: ZoneInfo, api_format: bool, user: User
+        self,
+        catalog: CatalogSnapshot,
+        base_url: str,
+        time_zone: ZoneInfo,
+        api_format: bool,
+        user: User,
     ) -> None:
         self.user = user
         self.catalog = catalog
@@ -28,11 +33,14 @@ class JobRenderer:
         return f"{self.base_url}/api/v2/{path}{self.suffix}"
 
     def local(self, value: str | None) -> str | None:
-        """ISO 8601 without an offset, in the configured zone (as Antenna serves times)."""
+        """ISO 8601 without an offset, in the configured zone (as Antenna serves times); a time
+        given without an offset is taken to be in that zone already."""
         if value is None:
             return None
         moment = datetime.fromisoformat(value)
-        return moment.astimezone(self.time_zone).replace(tzinfo=None).isoformat()
+        if moment.tzinfo is not None:
+            moment = moment.astimezone(self.time_zone).replace(tzinfo=None)
+        return moment.isoformat()
 
     def log_line(self, entry: dict[str, Any]) -> str:
         moment = datetime.fromisoformat(entry["logged_at"]).astimezone(self.time_zone)
@@ -63,7 +71,7 @@ class JobRenderer:
             "progress": {**view["progress"], "logs": stdout},
             "logs": {"stdout": stdout, "stderr": stderr},
             "job_type": {"name": JOB_TYPE_NAMES[view["job_type_key"]], "key": view["job_type_key"]},
-            "data_export": self.catalog.get("exports", view.get("data_export_id")),
+            "data_export": self.export_of(view["id"]),
             "dispatch_mode": view["dispatch_mode"],
             "result": None,
             "user_permissions": job_permissions(
@@ -76,6 +84,41 @@ class JobRenderer:
         if logs is None:
             del job["result"]
         return job
+
+    def nested(self, kind: str, object_id: int) -> dict[str, Any] | None:
+        """An object of the catalog as a job nests it (CONTRACT.md section 5)."""
+        match kind:
+            case "projects" | "deployments":
+                return self.named(kind, object_id, kind)
+            case "collections":
+                return self.collection(object_id)
+            case "captures":
+                return self.capture(object_id)
+            case "pipelines":
+                return self.pipeline(object_id)
+            case "services":
+                return self.named(kind, object_id, "ml/processing_services")
+        found = self.catalog.get(kind, object_id)
+        return None if found is None else self.export(found)
+
+    def detail(self, kind: str, object_id: int) -> dict[str, Any] | None:
+        """An object at its `details` URL: the nested shape and the rest of its fields."""
+        nested = self.nested(kind, object_id)
+        if nested is None:
+            return None
+        row = self.catalog.row(kind, object_id)
+        assert row is not None
+        extra = {"last_seen": self.local(row["last_seen"])} if kind == "services" else {}
+        return {**row["object"], **nested, **extra}
+
+    def export_of(self, job_id: int) -> dict[str, Any] | None:
+        found = self.catalog.exports_by_job.get(job_id)
+        return None if found is None else self.export(found)
+
+    @staticmethod
+    def export(found: dict[str, Any]) -> dict[str, Any]:
+        keys = ("id", "user", "project", "format", "filters", "file_url")
+        return {key: found[key] for key in keys}
 
     def project(self, project_id: int) -> dict[str, Any]:
         found = self.named("projects", project_id, "projects")
@@ -105,7 +148,7 @@ class JobRenderer:
             "id": found["id"],
             "name": found["name"],
             "details": self.url(f"captures/collections/{found['id']}/"),
-            "method": found.get("method", "full"),
+            "method": found["method"],
             "user_permissions": [],
         }
 
@@ -116,7 +159,7 @@ class JobRenderer:
         return {
             "id": found["id"],
             "details": self.url(f"captures/{found['id']}/"),
-            **{key: found.get(key) for key in ("url", "width", "height", "timestamp", "event_id")},
+            **{key: found[key] for key in ("url", "width", "height", "timestamp", "event_id")},
             "user_permissions": [],
         }
 
@@ -124,16 +167,18 @@ class JobRenderer:
         found = self.catalog.get("pipelines", pipeline_id)
         if found is None:
             return None
+        row = self.catalog.rows[("pipelines", found["id"])]
         return {
             "id": found["id"],
             "details": self.url(f"ml/pipelines/{found['id']}/"),
             "name": found["name"],
             "slug": found["slug"],
-            "description": found.get("description", ""),
-            "version": found.get("version", 1),
-            "version_name": found.get("version_name", ""),
-            "created_at": found.get("created_at"),
-            "updated_at": found.get("updated_at"),
+            "description": found["description"],
+            "version": found["version"],
+            "version_name": found["version_name"],
+            # Times the pipeline brought from its origin, else when the catalog recorded it.
+            "created_at": self.local(found["created_at"] or row["created_at"]),
+            "updated_at": self.local(found["updated_at"] or row["updated_at"]),
             "user_permissions": [],
         }
 

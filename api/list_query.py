@@ -8,10 +8,12 @@ from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime, timedelta
 from typing import Any, TypeVar, get_args
 
+from fastapi import Request
+
 from api.errors import NOT_FOUND, ApiError
 from domain.job_types import JobTypeKey
 from domain.statuses import JobStatus
-from infra.catalog import Catalog
+from infra.catalog import CatalogSnapshot
 from projections.views import JobQuery, SearchTerm
 
 T = TypeVar("T")
@@ -63,7 +65,7 @@ def lenient_bool(value: str | None) -> bool:
 
 
 def list_query(
-    params: Mapping[str, str], catalog: Catalog, pipeline_ids: Iterable[int], now: datetime
+    params: Mapping[str, str], catalog: CatalogSnapshot, pipeline_ids: Iterable[int], now: datetime
 ) -> JobQuery:
     """The page of jobs a list request asks for.
 
@@ -107,8 +109,8 @@ def list_query(
     page_size = 1 if ids_only and not {"limit", "page_size"} & set(params) else DEFAULT_PAGE_SIZE
     order_by = _order_by(params.get("ordering", ""))
     return JobQuery(
-        limit=_positive_or(params.get("limit"), page_size, minimum=1),
-        offset=_positive_or(params.get("offset"), 0, minimum=0),
+        limit=positive_or(params.get("limit"), page_size, minimum=1),
+        offset=positive_or(params.get("offset"), 0, minimum=0),
         equal=tuple(equal),
         pipeline_ids=_with_slugs(params, pipelines),
         incomplete_only=lenient_bool(params.get("incomplete_only")),
@@ -136,7 +138,7 @@ def _not_negative(raw: str) -> int:
     return number
 
 
-def _catalog_id(catalog: Catalog, kind: str) -> Callable[[str], int]:
+def _catalog_id(catalog: CatalogSnapshot, kind: str) -> Callable[[str], int]:
     def parse(raw: str) -> int:
         object_id = _whole_number(raw)
         if catalog.get(kind, object_id) is None:
@@ -198,13 +200,30 @@ def _order_by(ordering: str) -> tuple[str, ...]:
     )
 
 
-def _positive_or(value: str | None, default: int, minimum: int) -> int:
+def positive_or(value: str | None, default: int, minimum: int) -> int:
     """Antenna's paging: an invalid or out-of-range value silently means the default."""
     try:
         number = int(value) if value is not None else default
     except ValueError:
         return default
     return min(number, LARGEST_INTEGER) if number >= minimum else default
+
+
+def page_envelope(request: Request, count: int, limit: int, offset: int) -> dict[str, Any]:
+    """`count`, `next` and `previous` of a page; DRF links the first page without `offset`."""
+
+    def page_url(at: int) -> str:
+        url = request.url.include_query_params(limit=limit)
+        if at > 0:
+            return str(url.include_query_params(offset=at))
+        return str(url.remove_query_params("offset"))
+
+    following, preceding = offset + limit, offset - limit
+    return {
+        "count": count,
+        "next": page_url(following) if following < count else None,
+        "previous": page_url(preceding) if offset > 0 else None,
+    }
 
 
 def _hours_before(now: datetime, hours: int) -> str | None:

@@ -10,6 +10,9 @@ from domain.job_types import JobTypeKey
 from domain.statuses import JobStatus
 
 LogLevel = Literal["INFO", "WARNING", "ERROR", "CRITICAL"]
+CatalogKind = Literal[
+    "projects", "deployments", "collections", "captures", "pipelines", "services", "exports"
+]
 
 
 def new_command_id() -> str:
@@ -190,6 +193,22 @@ class RecordResult(JobCommand):
     classifications: int = Field(default=0, ge=0)
 
 
+class SaveCatalogObject(Command):
+    """Create a catalog object (a new id when none is given) or replace its fields; with
+    `partial`, change only the fields given, of an object that exists."""
+
+    kind: CatalogKind
+    object_id: int | None = Field(default=None, gt=0, le=MAX_ID)
+    fields: dict[str, Any]
+    partial: bool = False
+
+
+class NoteServicesSeen(Command):
+    """Workers of these processing services called the API (a liveness heartbeat)."""
+
+    service_ids: list[int] = Field(min_length=1)
+
+
 COMMANDS: dict[str, type[Command]] = {
     cls.__name__: cls
     for cls in (
@@ -208,5 +227,7 @@ COMMANDS: dict[str, type[Command]] = {
         RecordResult,
         ReapJob,
         NoteWorkerActivity,
+        SaveCatalogObject,
+        NoteServicesSeen,
     )
 }

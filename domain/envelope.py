@@ -10,6 +10,8 @@ SCHEMA_VERSION = 1
 
 
 class EventEnvelope(BaseModel):
+    """A job's event."""
+
     model_config = ConfigDict(frozen=True)
 
     id: UUID
@@ -25,7 +27,28 @@ class EventEnvelope(BaseModel):
     data: dict[str, Any]
 
 
-# The attributes of a stored job event that the envelope carries outside `data`.
+class CatalogEnvelope(BaseModel):
+    """A catalog object's event: the same envelope, naming the object instead of a job."""
+
+    model_config = ConfigDict(frozen=True)
+
+    id: UUID
+    type: str
+    kind: str
+    object_id: int
+    version: int
+    position: int | None
+    occurred_at: datetime
+    causation_id: str
+    correlation_id: str
+    actor: str
+    schema_version: int = SCHEMA_VERSION
+    data: dict[str, Any]
+
+
+Envelope = EventEnvelope | CatalogEnvelope
+
+# The attributes of a stored event that the envelope carries outside `data`.
 ENVELOPE_FIELDS = frozenset(
     {
         "originator_id",
@@ -33,6 +56,8 @@ ENVELOPE_FIELDS = frozenset(
         "originator_topic",
         "timestamp",
         "job_id",
+        "kind",
+        "object_id",
         "command_id",
         "correlation_id",
         "actor",
@@ -42,18 +67,26 @@ ENVELOPE_FIELDS = frozenset(
 
 def envelope_of(event: Any, position: int | None) -> EventEnvelope:
     """The public envelope of a stored job event."""
-    return EventEnvelope(
-        id=uuid5(event.originator_id, str(event.originator_version)),
-        type=type(event).__name__,
-        job_id=event.job_id,
-        version=event.originator_version,
-        position=position,
-        occurred_at=event.timestamp,
-        causation_id=event.command_id,
-        correlation_id=event.correlation_id,
-        actor=event.actor,
-        data={k: v for k, v in event.__dict__.items() if k not in ENVELOPE_FIELDS},
-    )
+    return EventEnvelope(job_id=event.job_id, **_common(event, position))
+
+
+def catalog_envelope_of(event: Any, position: int | None) -> CatalogEnvelope:
+    """The public envelope of a stored catalog event."""
+    return CatalogEnvelope(kind=event.kind, object_id=event.object_id, **_common(event, position))
+
+
+def _common(event: Any, position: int | None) -> dict[str, Any]:
+    return {
+        "id": uuid5(event.originator_id, str(event.originator_version)),
+        "type": type(event).__name__,
+        "version": event.originator_version,
+        "position": position,
+        "occurred_at": event.timestamp,
+        "causation_id": event.command_id,
+        "correlation_id": event.correlation_id,
+        "actor": event.actor,
+        "data": {k: v for k, v in event.__dict__.items() if k not in ENVELOPE_FIELDS},
+    }
 
 
 class Outcome(BaseModel):
@@ -63,6 +96,7 @@ class Outcome(BaseModel):
     command: str
     accepted: bool
     job_id: int | None = None
+    object_id: int | None = None  # of a catalog object
     version: int | None = None
     position: int | None = None
     reason: str | None = None

@@ -245,14 +245,15 @@ class Job(Aggregate):
         return job_uuid(job_id)
 
     @classmethod
-    def create(cls, job_id: int, command: CreateJob) -> "Job":
+    def create(cls, job_id: int, command: CreateJob, async_workers: bool = True) -> "Job":
+        """`async_workers`: the project has workers pull its pipeline jobs' tasks."""
         spec = command.model_dump(include=set(SPEC_FIELDS))
         stages = initial_stages(command.job_type_key, command.delay, command.pipeline_id)
         job = cls._create(
             cls.JobCreated,
             job_id=job_id,
             spec=spec,
-            dispatch_mode=dispatch_mode_for(command.delay, command.pipeline_id),
+            dispatch_mode=dispatch_mode_for(command.delay, command.pipeline_id, async_workers),
             progress=new_progress(stages),
             **cause_of(command),
         )
@@ -410,11 +411,11 @@ class Job(Aggregate):
         self._log("INFO", f'Finished job #{self.job_id} "{self.name}" ({self.status})', command)
 
     def queue_images(self, command: QueueImages) -> None:
-        """Collect is done: these images go to the workers (none at all: the job is done)."""
+        """Collect is done: these images go to the pipeline (none at all: the job is done)."""
         self._check_attempt(command)
         self._check_status(command, ACTIVE)
-        if not self.is_async:
-            raise Refused(f"Job {self.job_id} is not an async_api job")
+        if self.dispatch_mode == "internal":
+            raise Refused(f"Job {self.job_id} has no pipeline to process images")
         if self.images:
             raise Refused(f"Attempt {self.attempt} of job {self.job_id} has queued its images")
         images = dict.fromkeys(command.image_ids, PENDING)

@@ -60,8 +60,10 @@ def initial_stages(job_type_key: str, delay: int, pipeline_id: int | None) -> li
     return []
 
 
-def dispatch_mode_for(delay: int, pipeline_id: int | None) -> str:
-    """Fixed at creation: test jobs and jobs without a pipeline run inside jobledger."""
+def dispatch_mode_for(delay: int, pipeline_id: int | None, async_workers: bool) -> str:
+    """Fixed at creation: test jobs and jobs without a pipeline run inside jobledger; pipeline
+    jobs go to workers that pull tasks, or where the project has none, to a processing
+    service that jobledger calls."""
     if delay or pipeline_id is None:
         return "internal"
-    return "async_api"
+    return "async_api" if async_workers else "sync_api"

@@ -24,7 +24,9 @@ ROLE_PERMISSIONS: dict[ProjectRole, frozenset[str]] = {
     ProjectRole.VIEWER: frozenset({"view_draft"}),
     ProjectRole.MEMBER: frozenset({"view_draft", "create_job", "update_job"}) | RUN_ANY,
     ProjectRole.WORKER: frozenset({"view_draft"}) | WORKER,
-    ProjectRole.OWNER: frozenset({"view_draft", "create_job", "update_job"}) | RUN_ANY | WORKER,
+    ProjectRole.OWNER: frozenset({"view_draft", "create_job", "update_job", "change_project"})
+    | RUN_ANY
+    | WORKER,
 }
 
 

@@ -16,6 +16,14 @@ from eventsourcing.application import AggregateNotFoundError
 from eventsourcing.domain import Aggregate
 from eventsourcing.persistence import IntegrityError, Recording
 
+from domain.catalog import (
+    CatalogNumbers,
+    CatalogObject,
+    catalog_uuid,
+    numbers_uuid,
+    referenced,
+    validated_fields,
+)
 from domain.commands import (
     AppendLog,
     CancelJob,
@@ -26,6 +34,7 @@ from domain.commands import (
     DeleteJob,
     FinishJob,
     JobCommand,
+    NoteServicesSeen,
     NoteWorkerActivity,
     QueueImages,
     ReapJob,
@@ -33,6 +42,7 @@ from domain.commands import (
     ReportProgress,
     RetryJob,
     RunJob,
+    SaveCatalogObject,
     UpdateJob,
 )
 from domain.envelope import Outcome
@@ -141,6 +151,10 @@ class CommandHandler:
     def _apply(self, command: Command) -> _Applied:
         if isinstance(command, CreateJob):
             return self._create(command)
+        if isinstance(command, SaveCatalogObject):
+            return self._save_catalog_object(command)
+        if isinstance(command, NoteServicesSeen):
+            return self._note_services_seen(command)
         assert isinstance(command, JobCommand)
         job = self._load_job(command.job_id)
         if job is None or job.deleted:
@@ -164,11 +178,60 @@ class CommandHandler:
         numbers = self._load(JOB_NUMBERS_ID) or JobNumbers()
         assert isinstance(numbers, JobNumbers)
         numbers.allocate()
-        job = Job.create(numbers.last, command)
+        project = self._load_catalog_object("projects", command.project_id)
+        async_workers = project is None or project.fields.get("async_pipeline_workers", True)
+        job = Job.create(numbers.last, command, async_workers)
         receipt = CreationReceipt(command_id=command.command_id, job_id=job.job_id)
         for aggregate in (numbers, job, receipt):
             self._remember(aggregate)
         return _Applied(_outcome(command, job), job.id, [numbers, job, receipt])
+
+    def _save_catalog_object(self, command: SaveCatalogObject) -> _Applied:
+        """Create the object (the next id of its kind when none is given) or change it.
+
+        Saving the same fields again changes nothing, so a redelivered command has one effect.
+        """
+        numbers = self._load(numbers_uuid(command.kind)) or CatalogNumbers(command.kind)
+        assert isinstance(numbers, CatalogNumbers)
+        object_id = command.object_id or numbers.last + 1
+        found = self._load_catalog_object(command.kind, object_id)
+        try:
+            base = found.fields if found is not None and command.partial else {}
+            fields = validated_fields(command.kind, {**base, **command.fields})
+            if missing := [
+                f'{field}: Invalid pk "{value}" - object does not exist.'
+                for field, kind, value in referenced(command.kind, fields)
+                if self._load_catalog_object(kind, value) is None
+            ]:
+                raise Refused("; ".join(missing))
+            if found is None:
+                found = CatalogObject.create(object_id, command)
+            else:
+                found.change(command)
+        except Refused as refusal:
+            return _Applied(_catalog_outcome(command, object_id, None, str(refusal)))
+        saved: list[Aggregate] = [found]
+        if object_id > numbers.last:
+            numbers.take(object_id)
+            saved.append(numbers)
+        for aggregate in saved:
+            self._remember(aggregate)
+        return _Applied(_catalog_outcome(command, object_id, found), found.id, saved)
+
+    def _note_services_seen(self, command: NoteServicesSeen) -> _Applied:
+        services = [self._load_catalog_object("services", i) for i in command.service_ids]
+        seen = [service for service in services if service is not None]
+        for service in seen:
+            service.seen(command)
+        return _Applied(
+            Outcome(command_id=command.command_id, command="NoteServicesSeen", accepted=True),
+            saved=list(seen),
+        )
+
+    def _load_catalog_object(self, kind: str, object_id: int) -> CatalogObject | None:
+        found = self._load(catalog_uuid(kind, object_id))
+        assert found is None or isinstance(found, CatalogObject)
+        return found
 
     def _load_job(self, job_id: int) -> Job | None:
         job = self._load(job_uuid(job_id))
@@ -213,6 +276,19 @@ def _outcome(
         reason=reason,
         duplicate=duplicate,
         job=job_brief(job),
+    )
+
+
+def _catalog_outcome(
+    command: SaveCatalogObject, object_id: int, found: CatalogObject | None, reason: str = ""
+) -> Outcome:
+    return Outcome(
+        command_id=command.command_id,
+        command=type(command).__name__,
+        accepted=found is not None,
+        object_id=object_id,
+        version=found.version if found else None,
+        reason=reason or None,
     )
 
 

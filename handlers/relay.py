@@ -1,7 +1,8 @@
-"""The relay: follows the event store's notification log and publishes every job event.
+"""The relay: follows the event store's notification log and publishes every event.
 
 The notification log is a gapless, ordered outbox. Each event is published on
-jobs.events.<job_id>.<Event> with Nats-Msg-Id = its position, and with the stream sequence
+jobs.events.<job_id>.<Event> (a catalog object's on catalog.events.<kind>.<id>.<Event>),
+in one stream, with Nats-Msg-Id = its position, and with the stream sequence
 it expects to follow, so a failed publish can never let a later event overtake it: the
 relay then resumes from the last event the stream holds.
 """
@@ -14,8 +15,8 @@ from concurrent.futures import ThreadPoolExecutor
 from nats.js import JetStreamContext
 from nats.js.api import Header
 
-from domain.envelope import EventEnvelope
-from infra.bus import EVENTS_STREAM, MSG_ID_HEADER, POSITION_HEADER, event_subject
+from domain.envelope import Envelope
+from infra.bus import EVENTS_STREAM, MSG_ID_HEADER, POSITION_HEADER, subject_of
 from infra.event_store import EventStore
 
 log = logging.getLogger(__name__)
@@ -47,7 +48,7 @@ class EventRelay:
         while True:
             self._wake.clear()
             envelopes, last = await asyncio.get_running_loop().run_in_executor(
-                self.reader, self.store.job_envelopes, position, self.window
+                self.reader, self.store.envelopes, position, self.window
             )
             if last == position:
                 self.position = position
@@ -63,7 +64,7 @@ class EventRelay:
                 continue
             position = last
 
-    async def _publish(self, envelopes: list[EventEnvelope], stream_seq: int) -> int:
+    async def _publish(self, envelopes: list[Envelope], stream_seq: int) -> int:
         futures = []
         for envelope in envelopes:
             headers = {
@@ -73,7 +74,7 @@ class EventRelay:
             }
             futures.append(
                 await self.js.publish_async(
-                    event_subject(envelope.job_id, envelope.type),
+                    subject_of(envelope),
                     envelope.model_dump_json().encode(),
                     stream=EVENTS_STREAM,
                     headers=headers,

@@ -34,7 +34,7 @@ from domain.envelope import EventEnvelope, Outcome
 from domain.job_types import DONE_MOOD, RUNNING_MOOD
 from domain.statuses import FINAL, JobStatus
 from infra.bus import EVENTS_STREAM, CommandBus, event_subject
-from infra.catalog import Catalog
+from infra.catalog import Catalog, CatalogSnapshot
 from infra.task_queue import TaskQueue
 
 log = logging.getLogger(__name__)
@@ -58,7 +58,7 @@ class JobRun:
         runner: str,
         job: dict[str, Any],
         tick: float,
-        catalog: Catalog,
+        catalog: CatalogSnapshot,
         tasks: TaskQueue,
     ) -> None:
         self.bus = bus
@@ -283,7 +283,7 @@ class Runner:
             job = claim.job
             if job is None or job["attempt"] != attempt:
                 return
-            run = JobRun(self.bus, self.name, job, self.tick, self.catalog, self.tasks)
+            run = JobRun(self.bus, self.name, job, self.tick, self.catalog.current(), self.tasks)
             if not claim.accepted:
                 if job["status"] == JobStatus.CANCELING:
                     run.cancelled.set()

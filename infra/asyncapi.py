@@ -10,7 +10,7 @@ from faststream.specification import AsyncAPI
 from pydantic import BaseModel
 
 from domain.commands import COMMANDS
-from domain.envelope import EventEnvelope, Outcome
+from domain.envelope import CatalogEnvelope, EventEnvelope, Outcome
 from infra.bus import COMMANDS_STREAM, EVENTS_STREAM, TASKS_STREAM
 
 
@@ -45,6 +45,14 @@ def bus_document(version: str) -> Any:
         title="jobs.events.{job_id}.{event}",
         description="Every stored event of every job, in order; Nats-Msg-Id = position.",
         schema=EventEnvelope,
+    )
+    broker.publisher(
+        "catalog.events.{kind}.{object_id}.{event}",
+        stream=EVENTS_STREAM,
+        title="catalog.events.{kind}.{object_id}.{event}",
+        description="Every change to a catalog object (project, pipeline, ...), in the same"
+        " order as the jobs' events; Nats-Msg-Id = position.",
+        schema=CatalogEnvelope,
     )
     broker.publisher(
         "jobs.tasks.{job_id}",

@@ -10,7 +10,7 @@ from nats.js.api import RetentionPolicy, StorageType, StreamConfig
 from nats.js.errors import NotFoundError
 
 from domain.commands import Command
-from domain.envelope import Outcome
+from domain.envelope import CatalogEnvelope, Envelope, EventEnvelope, Outcome
 
 COMMANDS_STREAM = "JOBS_COMMANDS"
 EVENTS_STREAM = "JOBS_EVENTS"
@@ -36,7 +36,7 @@ STREAMS = (
     ),
     StreamConfig(
         name=EVENTS_STREAM,
-        subjects=["jobs.events.>"],
+        subjects=["jobs.events.>", "catalog.events.>"],
         retention=RetentionPolicy.LIMITS,
         storage=StorageType.FILE,
         duplicate_window=120.0,
@@ -50,6 +50,26 @@ def command_subject(command_name: str) -> str:
 
 def event_subject(job_id: int | str, event_type: str) -> str:
     return f"jobs.events.{job_id}.{event_type}"
+
+
+def catalog_subject(kind: str, object_id: int | str, event_type: str) -> str:
+    return f"catalog.events.{kind}.{object_id}.{event_type}"
+
+
+def subject_of(envelope: Envelope) -> str:
+    if isinstance(envelope, EventEnvelope):
+        return event_subject(envelope.job_id, envelope.type)
+    return catalog_subject(envelope.kind, envelope.object_id, envelope.type)
+
+
+# Every event of the stream, job's and catalog's: what the projection follows.
+ALL_EVENTS = ">"
+
+
+def parse_envelope(subject: str, data: bytes) -> Envelope:
+    if subject.startswith("catalog."):
+        return CatalogEnvelope.model_validate_json(data)
+    return EventEnvelope.model_validate_json(data)
 
 
 def task_subject(job_id: int) -> str:

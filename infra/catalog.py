@@ -1,48 +1,37 @@
-"""The catalog of objects jobs refer to (projects, collections, pipelines, ...): a JSON file.
-
-The file maps each kind to a list of objects with an `id`. The job view holds only ids;
-the API nests the catalog's objects when it serves a job.
-"""
+"""The catalog as the read store holds it (the projection writes it from catalog events):
+what requests and job runs read of projects, collections, captures, pipelines, ..."""
 
 import json
 from pathlib import Path
 from typing import Any
 
-import yaml
-
+from domain.catalog import KINDS
 from domain.permissions import User, may_see
+from infra.read_store import ReadStore
 
-KINDS = ("projects", "deployments", "collections", "captures", "pipelines", "exports")
+CatalogRow = dict[str, Any]
 
-# The objects of the seed job (shared/seed/job-124.json), which `jobledger demo` uses.
-SEED_CATALOG: dict[str, list[dict[str, Any]]] = {
-    "projects": [{"id": 16, "name": "Aarhus Universitet, Department of Ecoscience"}],
-    "collections": [{"id": 5, "name": "Denmark with detections", "method": "detections_only"}],
-    "pipelines": [
-        {
-            "id": 1,
-            "name": "Panama moths",
-            "slug": "panama_moths_2023",
-            "description": "",
-            "version": 1,
-            "version_name": "",
-            "created_at": "2023-11-10T02:41:27.683282",
-            "updated_at": "2026-04-01T17:09:36.425601",
+
+class CatalogSnapshot:
+    """The catalog as the read store holds it at one moment: what one request or run reads."""
+
+    def __init__(self, rows: list[CatalogRow]) -> None:
+        self.objects: dict[str, dict[int, dict[str, Any]]] = {kind: {} for kind in KINDS}
+        self.rows: dict[tuple[str, int], CatalogRow] = {}
+        for row in rows:
+            self.objects[row["kind"]][row["object_id"]] = row["object"]
+            self.rows[(row["kind"], row["object_id"])] = row
+        self.exports_by_job = {
+            export["job"]: export for export in self.objects["exports"].values() if export["job"]
         }
-    ],
-}
-
-
-class Catalog:
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self._mtime: float | None = None
-        self._objects: dict[str, dict[int, dict[str, Any]]] = {kind: {} for kind in KINDS}
 
     def get(self, kind: str, object_id: int | None) -> dict[str, Any] | None:
         if object_id is None:
             return None
-        return self._load()[kind].get(object_id)
+        return self.objects[kind].get(object_id)
+
+    def row(self, kind: str, object_id: int) -> CatalogRow | None:
+        return self.rows.get((kind, object_id))
 
     def visible(self, user: User, project_id: int) -> bool:
         """Jobs of a draft project are for its members (CONTRACT.md section 3)."""
@@ -53,40 +42,56 @@ class Catalog:
         """The draft projects whose jobs this user may not see."""
         return frozenset(
             project_id
-            for project_id, project in self._load()["projects"].items()
-            if not may_see(user, project_id, bool(project.get("draft", False)))
+            for project_id, project in self.objects["projects"].items()
+            if not may_see(user, project_id, bool(project["draft"]))
         )
 
-    def import_file(self, path: Path) -> dict[str, int]:
-        """Add the objects of a JSON or YAML file; how many of each kind."""
-        entries = yaml.safe_load(path.read_text())  # YAML is a superset of JSON
-        if not isinstance(entries, dict):
-            raise ValueError(f"{path}: expected a mapping of kinds to lists of objects")
-        self.add(entries)
-        return {kind: len(items) for kind, items in entries.items()}
+    def async_services(self, pipeline_id: int, project_id: int) -> list[CatalogRow]:
+        """The rows of the processing services whose workers pull this pipeline's tasks for
+        this project."""
+        return [
+            self.rows[("services", service_id)]
+            for service_id, service in self.objects["services"].items()
+            if service["endpoint_url"] is None
+            and pipeline_id in service["pipelines"]
+            and project_id in service["projects"]
+        ]
 
-    def add(self, entries: dict[str, list[dict[str, Any]]]) -> None:
-        """Add or replace objects by id, and write the file."""
-        objects = self._load()
-        for kind, items in entries.items():
-            if kind not in KINDS:
-                raise ValueError(f"unknown catalog kind {kind!r}; known: {', '.join(KINDS)}")
-            for item in items:
-                if not isinstance(item, dict) or not isinstance(item.get("id"), int):
-                    raise ValueError(f"every {kind} entry needs an integer id: {item!r}")
-                objects[kind][item["id"]] = item
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        data = {
-            kind: sorted(items.values(), key=lambda o: o["id"]) for kind, items in objects.items()
-        }
-        self.path.write_text(json.dumps(data, indent=2, ensure_ascii=False))
+    def sync_service(self, pipeline_id: int, project_id: int) -> dict[str, Any] | None:
+        """A processing service that serves this pipeline over HTTP for this project."""
+        return next(
+            (
+                service
+                for service in self.objects["services"].values()
+                if service["endpoint_url"] is not None
+                and pipeline_id in service["pipelines"]
+                and project_id in service["projects"]
+            ),
+            None,
+        )
 
-    def _load(self) -> dict[str, dict[int, dict[str, Any]]]:
-        if not self.path.exists():
-            return self._objects
-        mtime = self.path.stat().st_mtime
-        if mtime != self._mtime:
-            data = json.loads(self.path.read_text())
-            self._objects = {kind: {int(o["id"]): o for o in data.get(kind, [])} for kind in KINDS}
-            self._mtime = mtime
-        return self._objects
+
+class Catalog:
+    """Reads the catalog from the read store, anew only when a catalog event was applied."""
+
+    def __init__(self, store: ReadStore) -> None:
+        self.store = store
+        self._seen: tuple[Path, int] | None = None
+        self._snapshot = CatalogSnapshot([])
+
+    def current(self) -> CatalogSnapshot:
+        with self.store.reading() as db:
+            seen = (
+                self.store.current,
+                db.execute("SELECT max(position) FROM catalog").fetchone()[0] or 0,
+            )
+            if seen != self._seen:
+                rows = db.execute("SELECT * FROM catalog").fetchall()
+                self._snapshot = CatalogSnapshot(
+                    [{**dict(row), "object": json.loads(row["object"])} for row in rows]
+                )
+                self._seen = seen
+        return self._snapshot
+
+    def get(self, kind: str, object_id: int | None) -> dict[str, Any] | None:
+        return self.current().get(kind, object_id)

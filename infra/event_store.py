@@ -9,36 +9,44 @@ from eventsourcing.postgres import PostgresApplicationRecorder
 from eventsourcing.sqlite import SQLiteApplicationRecorder
 from psycopg.sql import SQL, Identifier
 
-from domain.envelope import EventEnvelope, envelope_of
+from domain.catalog import CatalogNumbers, CatalogObject
+from domain.envelope import Envelope, EventEnvelope, catalog_envelope_of, envelope_of
 from domain.job import Job, JobNumbers, job_uuid
 from infra.settings import Settings
 
 JOB_EVENT_TOPIC_PREFIX = f"{Job.__module__}:{Job.__qualname__}."
+CATALOG_EVENT_TOPIC_PREFIX = f"{CatalogObject.__module__}:{CatalogObject.__qualname__}."
 
 
 class EventStore(Application[Any]):
     """The only source of truth. Snapshots keep loading a long job cheap."""
 
     name = "jobledger"
-    snapshotting_intervals: ClassVar[dict[type[Any], int]] = {Job: 200, JobNumbers: 200}
+    snapshotting_intervals: ClassVar[dict[type[Any], int]] = {
+        Job: 200,
+        JobNumbers: 200,
+        CatalogObject: 200,  # a processing service records each heartbeat
+        CatalogNumbers: 200,
+    }
     log_section_size = 1000
 
-    def job_envelopes(self, after: int, limit: int) -> tuple[list[EventEnvelope], int]:
-        """Job events after position `after` (at most `limit` notifications read), in order,
-        and the last position read. Job id sequences and receipts are internal: skipped."""
+    def envelopes(self, after: int, limit: int) -> tuple[list[Envelope], int]:
+        """Job and catalog events after position `after` (at most `limit` notifications read),
+        in order, and the last position read. Id sequences and receipts are internal: skipped."""
         notifications = self.notification_log.select(after + 1, limit)
-        envelopes = [
-            envelope_of(self.mapper.to_domain_event(n), n.id)
-            for n in notifications
-            if n.topic.startswith(JOB_EVENT_TOPIC_PREFIX)
-        ]
+        envelopes: list[Envelope] = []
+        for n in notifications:
+            if n.topic.startswith(JOB_EVENT_TOPIC_PREFIX):
+                envelopes.append(envelope_of(self.mapper.to_domain_event(n), n.id))
+            elif n.topic.startswith(CATALOG_EVENT_TOPIC_PREFIX):
+                envelopes.append(catalog_envelope_of(self.mapper.to_domain_event(n), n.id))
         return envelopes, notifications[-1].id if notifications else after
 
-    def all_job_envelopes(self) -> Iterator[EventEnvelope]:
-        """Every job event from the first, in order."""
+    def all_envelopes(self) -> Iterator[Envelope]:
+        """Every job and catalog event from the first, in order."""
         position = 0
         while True:
-            envelopes, last = self.job_envelopes(position, self.log_section_size)
+            envelopes, last = self.envelopes(position, self.log_section_size)
             if last == position:
                 return
             yield from envelopes

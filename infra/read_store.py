@@ -1,7 +1,8 @@
 """The read store: SQLite tables that only the projection writes and the API reads.
 
 One row per job (its view as JSON plus the columns that lists filter and sort on), one row
-per log line, and the projection's position, all changed in one transaction per batch.
+per log line, one per catalog object, and the projection's position, all changed in one
+transaction per batch.
 """
 
 import os
@@ -45,6 +46,18 @@ CREATE TABLE IF NOT EXISTS job_versions (
     job_id INTEGER PRIMARY KEY,
     version INTEGER NOT NULL
 );
+CREATE TABLE IF NOT EXISTS catalog (
+    kind TEXT NOT NULL,
+    object_id INTEGER NOT NULL,
+    version INTEGER NOT NULL,
+    position INTEGER NOT NULL,  -- of its last event: readers reload when the largest grows
+    object TEXT NOT NULL,  -- its id and fields, as JSON
+    created_at TEXT NOT NULL,
+    updated_at TEXT NOT NULL,
+    last_seen TEXT,  -- a processing service's last heartbeat
+    PRIMARY KEY (kind, object_id)
+);
+CREATE INDEX IF NOT EXISTS catalog_by_position ON catalog (position);
 CREATE TABLE IF NOT EXISTS projection_position (
     name TEXT PRIMARY KEY,
     position INTEGER NOT NULL,
@@ -55,7 +68,7 @@ CREATE TABLE IF NOT EXISTS projection_position (
 
 # Raise with every change to SCHEMA: a read store of another version is dropped and the
 # projection rebuilds it from the first event.
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 
 
 class ReadStore:
@@ -128,7 +141,7 @@ class ReadStore:
             if db.execute("PRAGMA user_version").fetchone()[0] != SCHEMA_VERSION:
                 db.executescript(
                     "DROP TABLE IF EXISTS jobs; DROP TABLE IF EXISTS job_logs;"
-                    " DROP TABLE IF EXISTS job_versions;"
+                    " DROP TABLE IF EXISTS job_versions; DROP TABLE IF EXISTS catalog;"
                     " DROP TABLE IF EXISTS projection_position;"
                 )
             db.executescript(SCHEMA)

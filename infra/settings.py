@@ -38,7 +38,3 @@ class Settings(BaseSettings):
     @property
     def users_path(self) -> Path:
         return self.data_dir / "users.sqlite3"
-
-    @property
-    def catalog_path(self) -> Path:
-        return self.data_dir / "catalog.json"

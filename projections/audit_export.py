@@ -15,7 +15,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any, TextIO
 
-from domain.envelope import EventEnvelope
+from domain.envelope import Envelope, EventEnvelope
 
 GENESIS = "0" * 64
 CSV_COLUMNS = (
@@ -178,15 +178,19 @@ def check_export(text: str, export_format: ExportFormat) -> ExportCheck:
     return ExportCheck(ChainHead(count, last), None)
 
 
-def jobs_of_project(events: Iterable[EventEnvelope], project_id: int) -> list[int]:
+def jobs_of_project(events: Iterable[Envelope], project_id: int) -> list[int]:
     """The ids, in order, of the jobs that were in the project at any point of their history."""
     return sorted(
         {
             event.job_id
             for event in events
-            if (event.type == "JobCreated" and event.data["spec"]["project_id"] == project_id)
-            or (
-                event.type == "JobUpdated" and event.data["changes"].get("project_id") == project_id
+            if isinstance(event, EventEnvelope)
+            and (
+                (event.type == "JobCreated" and event.data["spec"]["project_id"] == project_id)
+                or (
+                    event.type == "JobUpdated"
+                    and event.data["changes"].get("project_id") == project_id
+                )
             )
         }
     )

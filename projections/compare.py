@@ -1,4 +1,4 @@
-"""Comparing two read stores, job row by job row and log line by log line."""
+"""Comparing two read stores row by row: jobs, log lines and catalog objects."""
 
 import sqlite3
 
@@ -15,6 +15,10 @@ def _rows(
 TABLES = {
     "jobs": ("SELECT job_id, version, status, created_at, updated_at, view FROM jobs", 1),
     "job_logs": ("SELECT job_id, version, logged_at, level, message FROM job_logs", 2),
+    "catalog": (
+        "SELECT kind, object_id, version, object, created_at, updated_at, last_seen FROM catalog",
+        2,
+    ),
 }
 
 

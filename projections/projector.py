@@ -1,4 +1,4 @@
-"""Keeps the read store up to date from JOBS_EVENTS.
+"""Keeps the read store up to date from JOBS_EVENTS: jobs' and catalog objects' events.
 
 It reads the stream with an ordered consumer from the sequence after the last one it
 applied, applies each batch in one transaction together with the new position, and skips
@@ -19,10 +19,11 @@ from nats.js import JetStreamContext
 from nats.js.api import ConsumerConfig, DeliverPolicy
 from pydantic import ValidationError
 
-from domain.envelope import EventEnvelope
-from infra.bus import EVENTS_STREAM
-from infra.event_feed import events, first_sequence_after
+from domain.envelope import CatalogEnvelope, Envelope
+from infra.bus import ALL_EVENTS, EVENTS_STREAM, parse_envelope
+from infra.event_feed import all_events, first_sequence_after
 from infra.read_store import ReadStore
+from projections.catalog_view import CatalogRow, apply_catalog
 from projections.compare import differences
 from projections.job_view import ROW_UNTOUCHED, JobView, apply
 
@@ -56,20 +57,33 @@ def load_view(db: sqlite3.Connection, job_id: int) -> JobView | None:
     return json.loads(row["view"]) if row else None
 
 
-def apply_batch(
-    db: sqlite3.Connection, batch: Iterable[tuple[EventEnvelope, int]]
-) -> tuple[int, int]:
+def load_catalog_row(db: sqlite3.Connection, key: tuple[str, int]) -> CatalogRow | None:
+    row = db.execute(
+        "SELECT object, created_at, updated_at, last_seen FROM catalog"
+        " WHERE kind = ? AND object_id = ?",
+        key,
+    ).fetchone()
+    return {**dict(row), "object": json.loads(row["object"])} if row else None
+
+
+def apply_batch(db: sqlite3.Connection, batch: Iterable[tuple[Envelope, int]]) -> tuple[int, int]:
     """Apply events (with their stream sequence) in one transaction; return the new position
     and stream sequence."""
     position, stream_seq = stored_position(db)
     views: dict[int, JobView | None] = {}
     logs: list[tuple[int, int, str, str, str]] = []
     versions: dict[int, int] = {}  # every event counts, refusals and log lines too
+    catalog: dict[tuple[str, int], CatalogRow] = {}
     for event, seq in batch:
         stream_seq = max(stream_seq, seq)
         if event.position is None or event.position <= position:
             continue
         position = event.position
+        if isinstance(event, CatalogEnvelope):
+            key = (event.kind, event.object_id)
+            row = catalog[key] if key in catalog else load_catalog_row(db, key)
+            catalog[key] = apply_catalog(row, event)
+            continue
         versions[event.job_id] = event.version
         if event.type == "LogAppended":
             data = event.data
@@ -120,6 +134,15 @@ def apply_batch(
             " ON CONFLICT (job_id) DO UPDATE SET version = excluded.version",
             list(versions.items()),
         )
+        db.executemany(
+            "INSERT INTO catalog (kind, object_id, version, position, object, created_at,"
+            " updated_at, last_seen) VALUES (:kind, :object_id, :version, :position, :object,"
+            " :created_at, :updated_at, :last_seen)"
+            " ON CONFLICT (kind, object_id) DO UPDATE SET version = excluded.version,"
+            " position = excluded.position, object = excluded.object,"
+            " updated_at = excluded.updated_at, last_seen = excluded.last_seen",
+            [{**row, "object": json.dumps(row["object"])} for row in catalog.values()],
+        )
         deleted = [(job_id,) for job_id, view in views.items() if view is None]
         db.executemany("DELETE FROM jobs WHERE job_id = ?", deleted)
         db.executemany("DELETE FROM job_logs WHERE job_id = ?", deleted)
@@ -132,11 +155,11 @@ def apply_batch(
     return position, stream_seq
 
 
-def _parse(msg: Msg) -> EventEnvelope | None:
+def _parse(msg: Msg) -> Envelope | None:
     try:
-        return EventEnvelope.model_validate_json(msg.data)
+        return parse_envelope(msg.subject, msg.data)
     except ValidationError as error:
-        log.error("skipped a message on %s that is not a job event: %s", msg.subject, error)
+        log.error("skipped a message on %s that is not an event: %s", msg.subject, error)
         return None
 
 
@@ -164,7 +187,7 @@ class Projector:
         loop = asyncio.get_running_loop()
         queue: asyncio.Queue[Msg] = asyncio.Queue()
         sub = await self.js.subscribe(
-            "jobs.events.>",
+            ALL_EVENTS,
             stream=EVENTS_STREAM,
             ordered_consumer=True,
             cb=queue.put,
@@ -202,8 +225,9 @@ class Projector:
         position, _ = await loop.run_in_executor(self.writer, stored_position, db)
         if position < self.position:
             start = await first_sequence_after(self.js, position)
-            batch: list[tuple[EventEnvelope, int]] = []
-            async with contextlib.aclosing(events(self.js, "jobs.events.>", start, True)) as feed:
+            batch: list[tuple[Envelope, int]] = []
+            feed = all_events(self.js, start, True)
+            async with contextlib.aclosing(feed):
                 async for event in feed:
                     batch.append((event, 0))
                     caught_up = (event.position or 0) >= self.position

@@ -1,4 +1,4 @@
-"""Rebuild the job view from the first event in the event store."""
+"""Rebuild the read store (jobs and catalog) from the first event in the event store."""
 
 from itertools import islice
 
@@ -10,9 +10,9 @@ REPLAY_BATCH = 1000
 
 
 def replay(events: EventStore, target: ReadStore) -> int:
-    """Apply every job event of the event store to `target`; return the last position."""
+    """Apply every event of the event store to `target`; return the last position."""
     position = 0
-    envelopes = events.all_job_envelopes()
+    envelopes = events.all_envelopes()
     db = target.connect()
     try:
         while chunk := list(islice(envelopes, REPLAY_BATCH)):

@@ -11,9 +11,9 @@ import pytest
 
 from api.app import in_process_client
 from api.bootstrap import ALL_ROLES, Role, Stack, running_stack
+from api.catalog_io import SEED_CATALOG
 from domain.statuses import FINAL
 from infra.bus import EVENTS_STREAM, jetstream
-from infra.catalog import SEED_CATALOG
 from infra.settings import Settings
 
 TICK = 0.02  # one second of a test job's delay, in tests
@@ -34,7 +34,7 @@ def settings(tmp_path: Path) -> Settings:
 @pytest.fixture
 async def stack(settings: Settings) -> AsyncIterator[Stack]:
     async with running_stack(settings) as running:
-        running.catalog.add(SEED_CATALOG)
+        await running.save_catalog(SEED_CATALOG)
         yield running
 
 
@@ -50,7 +50,7 @@ def admin_token(stack: Stack) -> str:
 async def idle(settings: Settings) -> AsyncIterator[tuple[Stack, httpx.AsyncClient]]:
     """A stack without runners, and a superuser's client."""
     async with running_stack(settings, ALL_ROLES - {Role.RUNNER}) as stack:
-        stack.catalog.add(SEED_CATALOG)
+        await stack.save_catalog(SEED_CATALOG)
         async with in_process_client(stack, admin_token(stack)) as client:
             yield stack, client
 

@@ -23,6 +23,7 @@ async def test_the_document_is_served_with_every_subject(client: httpx.AsyncClie
     assert channels == {f"jobs.commands.{name}" for name in COMMANDS} | {
         "jobs.outcomes.{command_id}",
         "jobs.events.{job_id}.{event}",
+        "catalog.events.{kind}.{object_id}.{event}",
         "jobs.tasks.{job_id}",
     }
     page = await client.get("/asyncapi")

@@ -15,6 +15,7 @@ from typer.testing import CliRunner
 from api import cli
 from api.app import BAD_TIME
 from api.bootstrap import Stack
+from api.catalog_io import SEED_CATALOG
 from domain.commands import (
     AppendLog,
     ClaimJob,
@@ -24,7 +25,6 @@ from domain.commands import (
     RunnerReport,
 )
 from domain.statuses import JobStatus
-from infra.catalog import SEED_CATALOG, Catalog
 from infra.embedded_nats import free_port
 from infra.settings import Settings
 from projections.compare import TABLES
@@ -187,7 +187,7 @@ async def test_as_of_shows_only_what_the_caller_may_see_then_and_now(
 ) -> None:
     """A job moved out of a draft project: anonymous callers see it now, but not as it was."""
     stack, client = idle
-    stack.catalog.add({"projects": [{"id": DRAFT_PROJECT, "name": "Draft", "draft": True}]})
+    await stack.save_catalog({"projects": [{"id": DRAFT_PROJECT, "name": "Draft", "draft": True}]})
     await create_job(client, start_now=False, project_id=DRAFT_PROJECT)
     anonymous = {"Authorization": ""}
     url = f"/api/v2/jobs/{JOB}/"
@@ -341,7 +341,8 @@ async def test_verify_finds_nothing_in_an_untouched_read_model_and_what_was_plan
 
 def test_the_cli_shows_a_job_as_it_was_at_a_version_or_a_time(tmp_path: Path) -> None:
     """Each command starts an embedded stack without a runner: the job stays PENDING."""
-    Catalog(tmp_path / "catalog.json").add(SEED_CATALOG)
+    # A catalog file as earlier versions kept it: the first command imports it.
+    (tmp_path / "catalog.json").write_text(json.dumps(SEED_CATALOG))
     env = {"JOBLEDGER_DATA_DIR": str(tmp_path), "JOBLEDGER_API_PORT": str(free_port())}
     runner = CliRunner()
 

@@ -1,20 +1,35 @@
-"""The catalog: imported from JSON or YAML, nested in jobs, readable at the `details` URLs."""
+"""The catalog: imported or written through the API as events, nested in jobs, readable at
+the `details` URLs, rebuilt by a replay."""
 
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
 
+from api.app import in_process_client
 from api.bootstrap import Stack
-from tests.conftest import create_job
+from api.catalog_io import read_catalog_file
+from api.catalog_routes import PATHS
+from domain.envelope import CatalogEnvelope
+from domain.permissions import ProjectRole
+from infra.bus import jetstream
+from infra.event_feed import all_events
+from infra.read_store import ReadStore
+from projections.compare import differences
+from projections.replay import replay
+from projections.verification import verify
+from tests.conftest import ADMIN, SEED_JOB, create_job
+
+NOT_ALLOWED = {"detail": "You do not have permission to perform this action."}
 
 CATALOG_YAML = """
 projects:
   - {id: 3, name: Vermont Atlas}
 deployments:
-  - {id: 8, name: Trap 8}
+  - {id: 8, name: Trap 8, project_id: 3}
 collections:
-  - {id: 9, name: Every night, method: full}
+  - {id: 9, name: Every night, method: full, project_id: 3}
 captures:
   - id: 11
     url: "https://example.org/11.jpg"
@@ -28,11 +43,12 @@ pipelines:
 
 
 async def test_imported_objects_are_nested_in_jobs_and_served_at_their_details(
-    stack: Stack, client: httpx.AsyncClient, tmp_path: Path
+    client: httpx.AsyncClient, tmp_path: Path
 ) -> None:
     source = tmp_path / "catalog.yaml"
     source.write_text(CATALOG_YAML)
-    assert stack.catalog.import_file(source) == {
+    imported = await client.post("/api/v2/catalog/", json=read_catalog_file(source))
+    assert imported.json() == {
         "projects": 1,
         "deployments": 1,
         "collections": 1,
@@ -67,35 +83,205 @@ async def test_imported_objects_are_nested_in_jobs_and_served_at_their_details(
     ):
         served = await client.get(job[field]["details"])
         assert served.status_code == 200, field
-        assert served.json() == job[field]
+        # The details hold the nested object and the rest of its fields.
+        assert served.json() | job[field] == served.json(), field
+    project = await client.get(job["project"]["details"])
+    assert project.json() == {
+        **job["project"],
+        "description": "",
+        "draft": False,
+        "async_pipeline_workers": True,
+    }
 
 
 async def test_an_unknown_catalog_object_is_404(client: httpx.AsyncClient) -> None:
-    for path in (
-        "projects/99/",
-        "deployments/99/",
-        "captures/collections/99/",
-        "captures/99/",
-        "ml/pipelines/99/",
-    ):
-        response = await client.get(f"/api/v2/{path}")
-        assert (response.status_code, response.json()) == (404, {"detail": "Not found."})
+    for path in PATHS.values():
+        for object_id in ("99", "0", str(2**63)):
+            response = await client.get(f"/api/v2/{path}/{object_id}/")
+            assert (response.status_code, response.json()) == (404, {"detail": "Not found."})
 
 
 @pytest.mark.parametrize(
-    ("text", "problem"),
+    ("entries", "problem"),
     [
-        ("- just a list", "expected a mapping of kinds to lists of objects"),
-        ("planets: [{id: 1}]", "unknown catalog kind 'planets'"),
-        ("projects: [{name: no id}]", "every projects entry needs an integer id"),
+        ({"planets": [{"id": 1}]}, "unknown catalog kind 'planets'"),
+        ({"projects": [{"name": "no id"}]}, "every projects entry needs an integer id"),
+        (
+            {"projects": [{"id": 30, "name": "Fine"}, {"id": 31, "draft": "maybe"}]},
+            "projects 31: name: Field required; draft: Input should be a valid boolean",
+        ),
+        (
+            {"projects": [{"id": 30, "name": "Fine"}], "deployments": [{"id": 1, "name": "T"}]},
+            "deployments 1: project_id: Field required",
+        ),
+        (
+            {"deployments": [{"id": 1, "name": "T", "project_id": 99}]},
+            "deployments 1: project_id: no projects 99",
+        ),
     ],
 )
-def test_a_bad_catalog_file_is_refused_and_changes_nothing(
-    stack: Stack, tmp_path: Path, text: str, problem: str
+async def test_a_bad_catalog_file_is_refused_and_changes_nothing(
+    stack: Stack, client: httpx.AsyncClient, entries: dict[str, Any], problem: str
 ) -> None:
+    stored = stack.event_store.recorder.max_notification_id()
+    response = await client.post("/api/v2/catalog/", json=entries)
+    assert response.status_code == 400
+    assert response.json()[0].startswith(problem), response.json()
+    assert stack.event_store.recorder.max_notification_id() == stored
+    assert (await client.get("/api/v2/projects/30/")).status_code == 404
+
+
+def test_a_catalog_file_must_map_kinds_to_lists(tmp_path: Path) -> None:
     source = tmp_path / "bad.yaml"
-    source.write_text(text)
-    before = stack.catalog.path.read_text()
-    with pytest.raises(ValueError, match=problem):
-        stack.catalog.import_file(source)
-    assert stack.catalog.path.read_text() == before
+    source.write_text("- just a list")
+    with pytest.raises(ValueError, match="expected a mapping of kinds to lists of objects"):
+        read_catalog_file(source)
+
+
+async def test_objects_are_created_replaced_and_changed_through_the_api(
+    client: httpx.AsyncClient,
+) -> None:
+    created = await client.post("/api/v2/deployments/", json={"name": "Trap", "project_id": 16})
+    assert created.status_code == 201
+    deployment = created.json()
+    assert deployment == {
+        "id": 1,
+        "name": "Trap",
+        "project_id": 16,
+        "details": "http://localhost:8000/api/v2/deployments/1/",
+        "user_permissions": [],
+    }
+    # A form body, as Antenna's UI may send it.
+    changed = await client.patch("/api/v2/deployments/1/", data={"name": "Trap 2"})
+    assert (changed.status_code, changed.json()["name"]) == (200, "Trap 2")
+    replaced = await client.put(
+        "/api/v2/ml/pipelines/1/",
+        json={"name": "Panama moths", "slug": "panama_moths_2024", "version": 2},
+    )
+    assert replaced.status_code == 200
+    assert {k: replaced.json()[k] for k in ("slug", "version", "version_name")} == {
+        "slug": "panama_moths_2024",
+        "version": 2,
+        "version_name": "",  # replaced: what is not given takes its default
+    }
+    job = await create_job(client, start_now=False, deployment_id=1)
+    assert job["deployment"]["name"] == "Trap 2"
+    assert job["pipeline"]["slug"] == "panama_moths_2024"
+    listed = (await client.get("/api/v2/deployments/")).json()
+    assert (listed["count"], [d["id"] for d in listed["results"]]) == (1, [1])
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "body", "errors"),
+    [
+        ("post", "projects/", {}, {"name": ["This field is required."]}),
+        ("post", "projects/", {"name": ""}, {"name": ["This field may not be blank."]}),
+        (
+            "post",
+            "deployments/",
+            {"name": "T", "project_id": 99},
+            {"project_id": ['Invalid pk "99" - object does not exist.']},
+        ),
+        (
+            "post",
+            "ml/processing_services/",
+            {"name": "S", "pipelines": [1, 7]},
+            {"pipelines": ['Invalid pk "7" - object does not exist.']},
+        ),
+        (
+            "patch",
+            "ml/pipelines/1/",
+            {"version": "two"},
+            {"version": ["A valid integer is required."]},
+        ),
+        ("put", "ml/pipelines/1/", {"name": "No slug"}, {"slug": ["This field is required."]}),
+    ],
+)
+async def test_a_bad_object_is_400_naming_the_field_and_changes_nothing(
+    stack: Stack, client: httpx.AsyncClient, method: str, path: str, body: Any, errors: Any
+) -> None:
+    stored = stack.event_store.recorder.max_notification_id()
+    response = await getattr(client, method)(f"/api/v2/{path}", json=body)
+    assert (response.status_code, response.json()) == (400, errors)
+    assert stack.event_store.recorder.max_notification_id() == stored
+
+
+async def test_project_owners_change_their_objects_others_may_not(stack: Stack) -> None:
+    await stack.save_catalog({"projects": [{"id": 17, "name": "Elsewhere"}]})
+    tokens = {}
+    for email, role in (
+        ("owner@example.org", ProjectRole.OWNER),
+        ("m@example.org", ProjectRole.MEMBER),
+    ):
+        stack.users.add(email)
+        stack.users.grant(email, 16, role)
+        tokens[role] = stack.users.new_token(email)
+    deployment = {"name": "Trap", "project_id": 16}
+    async with in_process_client(stack, tokens[ProjectRole.OWNER]) as owner:
+        assert (await owner.post("/api/v2/deployments/", json=deployment)).status_code == 201
+        assert (await owner.patch("/api/v2/projects/16/", json={"draft": True})).status_code == 200
+        elsewhere = {"name": "Trap", "project_id": 17}
+        assert (await owner.post("/api/v2/deployments/", json=elsewhere)).json() == NOT_ALLOWED
+        moved = await owner.patch("/api/v2/deployments/1/", json={"project_id": 17})
+        assert (moved.status_code, moved.json()) == (403, NOT_ALLOWED)
+        assert (await owner.post("/api/v2/projects/", json={"name": "Mine"})).status_code == 403
+        assert (await owner.post("/api/v2/catalog/", json={})).status_code == 403
+    async with in_process_client(stack, tokens[ProjectRole.MEMBER]) as member:
+        refused = await member.post("/api/v2/deployments/", json=deployment)
+        assert (refused.status_code, refused.json()) == (403, NOT_ALLOWED)
+    async with in_process_client(stack, None) as anonymous:
+        refused = await anonymous.post("/api/v2/deployments/", json=deployment)
+        assert refused.status_code == 401
+        # Project 16 is a draft now: hidden from anonymous callers, with its objects.
+        assert (await anonymous.get("/api/v2/projects/16/")).status_code == 404
+        assert (await anonymous.get("/api/v2/deployments/1/")).status_code == 404
+        assert (await anonymous.get("/api/v2/projects/17/")).status_code == 200
+
+
+async def test_catalog_changes_are_events_and_a_replay_rebuilds_the_nested_objects(
+    stack: Stack, client: httpx.AsyncClient, tmp_path: Path
+) -> None:
+    job = await create_job(client, start_now=False)
+    renamed = await client.patch("/api/v2/ml/pipelines/1/", json={"name": "Panama moths v2"})
+    assert renamed.status_code == 200
+    assert (await client.get(f"/api/v2/jobs/{job['id']}/")).json()["pipeline"]["name"] == (
+        "Panama moths v2"
+    )
+    published = [
+        (event.kind, event.object_id, event.type, event.actor)
+        async for event in all_events(jetstream(stack.broker), 1, follow=False)
+        if isinstance(event, CatalogEnvelope)
+    ]
+    assert published == [
+        ("projects", 16, "CatalogObjectCreated", "operator"),
+        ("collections", 5, "CatalogObjectCreated", "operator"),
+        ("pipelines", 1, "CatalogObjectCreated", "operator"),
+        ("pipelines", 1, "CatalogObjectChanged", ADMIN),
+    ]
+    assert verify(stack.event_store, stack.read_store).differences == []
+    rebuilt = ReadStore(tmp_path / "rebuilt.sqlite3")
+    replay(stack.event_store, rebuilt)
+    assert differences(stack.read_store, rebuilt) == []
+    with rebuilt.reading() as db:
+        rows = db.execute(
+            "SELECT kind, object_id, version FROM catalog ORDER BY position"
+        ).fetchall()
+    assert [tuple(row) for row in rows] == [
+        ("projects", 16, 1),
+        ("collections", 5, 1),
+        ("pipelines", 1, 2),
+    ]
+
+
+async def test_objects_a_job_refers_to_must_belong_to_its_project(
+    client: httpx.AsyncClient,
+) -> None:
+    await client.post("/api/v2/catalog/", json={"projects": [{"id": 17, "name": "Elsewhere"}]})
+    await client.post("/api/v2/deployments/", json={"name": "Far trap", "project_id": 17})
+    response = await client.post(
+        "/api/v2/jobs/", json={**SEED_JOB, "deployment_id": 1, "source_image_collection_id": 5}
+    )
+    assert (response.status_code, response.json()) == (
+        400,
+        {"deployment_id": ["Deployment 1 belongs to project 17, not 16."]},
+    )

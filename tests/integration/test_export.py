@@ -131,7 +131,7 @@ async def test_a_project_export_chains_its_jobs_in_id_order_to_standard_output(
     stack, client = idle
     first = await cancelled_then_retried(stack, client)
     await create_job(client, start_now=False, name="Second")
-    stack.catalog.add({"projects": [{"id": 18, "name": "Elsewhere"}]})
+    await stack.save_catalog({"projects": [{"id": 18, "name": "Elsewhere"}]})
     await create_job(client, start_now=False, name="Elsewhere", project_id=18)
     await settled(stack)
     events = [*first, *as_exported(await history(client, 2))]

@@ -27,9 +27,9 @@ import pytest_asyncio
 
 from api.app import in_process_client
 from api.bootstrap import ALL_ROLES, Role, Stack, running_stack
+from api.catalog_io import SEED_CATALOG
 from domain.commands import ClaimJob, FinishJob, ReportProgress, RunnerReport
 from domain.statuses import JobStatus
-from infra.catalog import SEED_CATALOG
 from infra.settings import Settings
 from tests.conftest import admin_token, create_job, settled
 
@@ -48,8 +48,11 @@ NOT_NEGATIVE = "Ensure this value is greater than or equal to 0."
 
 CATALOG: dict[str, list[dict[str, Any]]] = {
     "projects": [{"id": 18, "name": "Vermont Atlas of Life"}],
-    "deployments": [{"id": 3, "name": "Quebec trap"}, {"id": 4, "name": "Panama trap"}],
-    "collections": [{"id": 6, "name": "Quebec nights", "method": "full"}],
+    "deployments": [
+        {"id": 3, "name": "Quebec trap", "project_id": 18},
+        {"id": 4, "name": "Panama trap", "project_id": 16},
+    ],
+    "collections": [{"id": 6, "name": "Quebec nights", "method": "full", "project_id": 18}],
     "captures": [{"id": 7, "url": "https://example.org/7.jpg", "width": 4096, "height": 2160}],
     "pipelines": [
         {"id": 2, "name": "Quebec & Vermont moths", "slug": QUEBEC_VERMONT},
@@ -62,8 +65,8 @@ CATALOG: dict[str, list[dict[str, Any]]] = {
 async def seven_jobs(settings: Settings) -> AsyncIterator[tuple[Stack, httpx.AsyncClient]]:
     """A stack without runners holding the jobs of the table above, and a superuser's client."""
     async with running_stack(settings, ALL_ROLES - {Role.RUNNER}) as stack:
-        stack.catalog.add(SEED_CATALOG)
-        stack.catalog.add(CATALOG)
+        await stack.save_catalog(SEED_CATALOG)
+        await stack.save_catalog(CATALOG)
         async with in_process_client(stack, admin_token(stack)) as client:
             await add_the_seven_jobs(client, stack)
             yield stack, client

@@ -169,10 +169,10 @@ async def test_a_restart_in_the_middle_of_a_job_finishes_it_and_replay_matches(
     settings: Settings, tmp_path: Path
 ) -> None:
     from api.app import in_process_client
-    from infra.catalog import SEED_CATALOG
+    from api.catalog_io import SEED_CATALOG
 
     async with running_stack(settings) as first:
-        first.catalog.add(SEED_CATALOG)
+        await first.save_catalog(SEED_CATALOG)
         async with in_process_client(first, admin_token(first)) as client:
             created = await create_job(client, delay=40)
             job = await wait_for(client, created["id"], {"STARTED"})
@@ -202,10 +202,10 @@ async def test_command_responses_show_the_job_right_after_the_command(settings: 
     """Without a runner nothing moves on its own, so each response is exactly the command's."""
     from api.app import in_process_client
     from api.bootstrap import ALL_ROLES, Role
-    from infra.catalog import SEED_CATALOG
+    from api.catalog_io import SEED_CATALOG
 
     async with running_stack(settings, ALL_ROLES - {Role.RUNNER}) as idle:
-        idle.catalog.add(SEED_CATALOG)
+        await idle.save_catalog(SEED_CATALOG)
         async with in_process_client(idle, admin_token(idle)) as client:
             created = await create_job(client, start_now=False)
             assert created["status"] == "CREATED"

@@ -16,8 +16,8 @@ NO_CREDENTIALS = {"detail": "Authentication credentials were not provided."}
 
 
 @pytest.fixture
-def as_role(stack: Stack) -> "AsRole":
-    stack.catalog.add({"projects": [{"id": DRAFT_PROJECT, "name": "Draft", "draft": True}]})
+async def as_role(stack: Stack) -> "AsRole":
+    await stack.save_catalog({"projects": [{"id": DRAFT_PROJECT, "name": "Draft", "draft": True}]})
     return AsRole(stack)
 
 
@@ -140,7 +140,7 @@ async def test_only_a_superuser_may_delete(client: httpx.AsyncClient) -> None:
 
 
 async def test_moving_a_job_needs_create_on_the_project_it_moves_to(as_role: AsRole) -> None:
-    as_role.stack.catalog.add({"projects": [{"id": 22, "name": "Elsewhere"}]})
+    await as_role.stack.save_catalog({"projects": [{"id": 22, "name": "Elsewhere"}]})
     async with as_role.client(ProjectRole.MEMBER) as member:
         job = await create_job(member, start_now=False)
         moved = await member.patch(f"/api/v2/jobs/{job['id']}/", json={"project_id": 22})

@@ -10,7 +10,7 @@ import pytest
 
 from api.app import in_process_client
 from api.bootstrap import running_stack
-from infra.catalog import SEED_CATALOG
+from api.catalog_io import SEED_CATALOG
 from infra.read_store import ReadStore
 from infra.settings import Settings
 from projections.compare import differences
@@ -45,7 +45,7 @@ async def test_the_main_job_runs_on_a_postgresql_event_store(
         running_stack(on_postgres) as stack,
         in_process_client(stack, admin_token(stack)) as client,
     ):
-        stack.catalog.add(SEED_CATALOG)
+        await stack.save_catalog(SEED_CATALOG)
         created = await create_job(client, delay=4)
         job = await wait_for(client, created["id"])
         assert job["status"] == "SUCCESS"

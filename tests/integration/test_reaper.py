@@ -8,7 +8,7 @@ import pytest
 
 from api.app import in_process_client
 from api.bootstrap import running_stack
-from infra.catalog import SEED_CATALOG
+from api.catalog_io import SEED_CATALOG
 from infra.settings import Settings
 from tests.conftest import admin_token, create_job, wait_for
 
@@ -17,8 +17,8 @@ from tests.conftest import admin_token, create_job, wait_for
 async def impatient(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
     quick = settings.model_copy(update={"stall_limit": 0.5, "reap_interval": 0.1})
     async with running_stack(quick) as stack:
-        stack.catalog.add(SEED_CATALOG)
-        stack.catalog.add(
+        await stack.save_catalog(SEED_CATALOG)
+        await stack.save_catalog(
             {
                 "collections": [{"id": 30, "name": "One", "method": "full", "images": [7]}],
                 "captures": [{"id": 7, "url": "https://example.org/7.jpg"}],

@@ -16,7 +16,7 @@ IMAGES = [101, 102, 103, 104]
 
 @pytest.fixture
 async def worker(stack: Stack) -> AsyncIterator[httpx.AsyncClient]:
-    stack.catalog.add(
+    await stack.save_catalog(
         {
             "collections": [{"id": 20, "name": "Four nights", "method": "full", "images": IMAGES}],
             "captures": [{"id": i, "url": f"https://example.org/{i}.jpg"} for i in IMAGES],

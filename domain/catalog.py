@@ -1,0 +1,226 @@
+"""The catalog: the projects, deployments, collections, captures, pipelines, processing services
+and data exports that jobs refer to (CONTRACT.md section 5).
+
+Each object is an aggregate of its own, so every change to it is an event like a job's: a
+replay rebuilds the objects a job view nests exactly as they were.
+"""
+
+from typing import Any, get_args
+from uuid import UUID, uuid5
+
+from eventsourcing.domain import Aggregate, event
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from domain.commands import MAX_ID, CatalogKind, Command, SaveCatalogObject, validation_reason
+from domain.job import NAMESPACE, Refused, cause_of
+
+# In the order an import saves them, so that references point backwards.
+KINDS: tuple[CatalogKind, ...] = get_args(CatalogKind)
+
+Id = Field(gt=0, le=MAX_ID)
+Name = Field(min_length=1, max_length=255)
+
+
+class Fields(BaseModel):
+    # As for jobs, fields a client may not write are ignored rather than refused.
+    model_config = ConfigDict(extra="ignore")
+
+
+class ProjectFields(Fields):
+    name: str = Name
+    description: str = ""
+    draft: bool = False  # a draft project's jobs are seen by its members only
+    async_pipeline_workers: bool = True  # pipeline jobs are async_api, else sync_api
+
+
+class DeploymentFields(Fields):
+    name: str = Name
+    project_id: int = Id
+
+
+class CollectionFields(Fields):
+    name: str = Name
+    project_id: int | None = Field(default=None, gt=0, le=MAX_ID)
+    method: str = "full"  # the sampling method that chose the images
+    images: list[int] = Field(default_factory=list)  # capture ids
+
+
+class CaptureFields(Fields):
+    project_id: int | None = Field(default=None, gt=0, le=MAX_ID)
+    deployment_id: int | None = Field(default=None, gt=0, le=MAX_ID)
+    url: str | None = None
+    width: int | None = Field(default=None, ge=0)
+    height: int | None = Field(default=None, ge=0)
+    timestamp: str | None = None
+    event_id: int | None = None
+
+
+class PipelineFields(Fields):
+    name: str = Name
+    slug: str = Field(min_length=1, max_length=255)
+    description: str = ""
+    version: int = Field(default=1, ge=0)
+    version_name: str = ""
+    batch_size: int = Field(default=1, ge=1)  # images per request to a sync processing service
+    created_at: str | None = None  # as the pipeline's origin gives them; else the catalog's
+    updated_at: str | None = None
+
+
+class ServiceFields(Fields):
+    """A processing service: with an endpoint it serves sync_api jobs over HTTP; without one
+    it stands for workers that pull an async_api job's tasks."""
+
+    name: str = Name
+    endpoint_url: str | None = None
+    pipelines: list[int] = Field(default_factory=list)
+    projects: list[int] = Field(default_factory=list)
+
+
+class ExportFields(Fields):
+    user: int = Field(ge=0)
+    project: int = Id
+    format: str = Field(min_length=1, max_length=255)
+    filters: dict[str, Any] | None = None
+    file_url: str | None = None
+    job: int | None = Field(default=None, gt=0, le=MAX_ID)  # the job that exports it
+
+
+FIELDS: dict[CatalogKind, type[Fields]] = {
+    "projects": ProjectFields,
+    "deployments": DeploymentFields,
+    "collections": CollectionFields,
+    "captures": CaptureFields,
+    "pipelines": PipelineFields,
+    "services": ServiceFields,
+    "exports": ExportFields,
+}
+
+# Reference fields, the kind each points into; the handler checks they exist.
+REFERENCES: dict[CatalogKind, dict[str, CatalogKind]] = {
+    "deployments": {"project_id": "projects"},
+    "collections": {"project_id": "projects"},
+    "captures": {"project_id": "projects", "deployment_id": "deployments"},
+    "services": {"pipelines": "pipelines", "projects": "projects"},
+    "exports": {"project": "projects"},
+}
+
+
+def validated_fields(kind: CatalogKind, fields: dict[str, Any]) -> dict[str, Any]:
+    """The object's fields with defaults, as JSON values; `Refused` names what is wrong."""
+    try:
+        return FIELDS[kind].model_validate(fields).model_dump(mode="json")
+    except ValidationError as error:
+        raise Refused(validation_reason(error)) from None
+
+
+def referenced(kind: CatalogKind, fields: dict[str, Any]) -> list[tuple[str, CatalogKind, int]]:
+    """(field, kind, id) of every object these fields refer to."""
+    found = []
+    for field, target in REFERENCES.get(kind, {}).items():
+        value = fields.get(field)
+        for object_id in value if isinstance(value, list) else [value]:
+            if object_id is not None:
+                found.append((field, target, object_id))
+    return found
+
+
+def catalog_uuid(kind: str, object_id: int) -> UUID:
+    return uuid5(NAMESPACE, f"catalog/{kind}/{object_id}")
+
+
+def numbers_uuid(kind: str) -> UUID:
+    return uuid5(NAMESPACE, f"catalog-numbers/{kind}")
+
+
+class CatalogObject(Aggregate):
+    class CatalogObjectCreated(Aggregate.Created):
+        command_id: str
+        correlation_id: str
+        actor: str
+        kind: str
+        object_id: int
+        fields: dict[str, Any]
+
+    class CatalogEvent(Aggregate.Event):
+        kind: str
+        object_id: int
+        command_id: str
+        correlation_id: str
+        actor: str
+
+    class CatalogObjectChanged(CatalogEvent):
+        fields: dict[str, Any]  # all of them, after the change
+        changes: dict[str, Any]
+
+        def apply(self, aggregate: Any) -> None:
+            aggregate.fields = self.fields
+
+    class ServiceSeen(CatalogEvent):
+        """Workers of this processing service called (the event's time is when)."""
+
+    def __init__(
+        self,
+        command_id: str,
+        correlation_id: str,
+        actor: str,
+        kind: str,
+        object_id: int,
+        fields: dict[str, Any],
+    ) -> None:
+        self.kind = kind
+        self.object_id = object_id
+        self.fields = fields
+
+    @staticmethod
+    def create_id(kind: str, object_id: int, **_: Any) -> UUID:
+        return catalog_uuid(kind, object_id)
+
+    @classmethod
+    def create(cls, object_id: int, command: SaveCatalogObject) -> "CatalogObject":
+        if command.partial:
+            raise Refused(f"{command.kind} {object_id} does not exist")
+        fields = validated_fields(command.kind, command.fields)
+        return cls._create(
+            cls.CatalogObjectCreated,
+            kind=command.kind,
+            object_id=object_id,
+            fields=fields,
+            **cause_of(command),
+        )
+
+    def change(self, command: SaveCatalogObject) -> None:
+        """Replace the fields, or with `partial` only those given; the whole must stay valid."""
+        base = self.fields if command.partial else {}
+        fields = validated_fields(command.kind, {**base, **command.fields})
+        changes = {key: value for key, value in fields.items() if self.fields.get(key) != value}
+        if changes:
+            self.trigger_event(
+                self.CatalogObjectChanged, fields=fields, changes=changes, **cause_of(command)
+            )
+
+    def seen(self, command: Command) -> None:
+        if self.kind != "services":
+            raise Refused(f"{self.kind} {self.object_id} is not a processing service")
+        self.trigger_event(self.ServiceSeen, **cause_of(command))
+
+    def trigger_event(self, event_class: Any, **kwargs: Any) -> None:
+        super().trigger_event(event_class, kind=self.kind, object_id=self.object_id, **kwargs)
+
+
+class CatalogNumbers(Aggregate):
+    """The ids of one kind: new objects get the next one, imported ones keep theirs."""
+
+    def __init__(self, kind: str) -> None:
+        self.kind = kind
+        self.last = 0
+
+    @staticmethod
+    def create_id(kind: str) -> UUID:
+        return numbers_uuid(kind)
+
+    @event("Taken")
+    def take(self, object_id: int) -> None:
+        self.last = max(self.last, object_id)
+
+
+CATALOG_EVENT_TYPES = frozenset({"CatalogObjectCreated", "CatalogObjectChanged", "ServiceSeen"})
