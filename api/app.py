@@ -11,7 +11,7 @@ from typing import Annotated, Any
 from zoneinfo import ZoneInfo
 
 import httpx
-from fastapi import Depends, FastAPI, Header, Query, Request
+from fastapi import BackgroundTasks, Depends, FastAPI, Header, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import (
     HTMLResponse,
@@ -30,11 +30,11 @@ from api.bodies import JobBody, check_references, field_errors, read_body, valid
 from api.bootstrap import Stack
 from api.catalog_routes import add_catalog_routes
 from api.errors import NOT_FOUND, ApiError
+from api.heartbeats import Heartbeats
 from api.job_json import JobRenderer, duration
 from api.list_query import OPENAPI_PARAMETERS, lenient_bool, list_query, page_envelope
 from api.schemas import Job, JobPage
 from api.worker_protocol import (
-    PipelineError,
     ResultsRequest,
     TaskResult,
     TasksRequest,
@@ -57,6 +57,7 @@ from domain.commands import (
 from domain.envelope import EventEnvelope, Outcome
 from domain.job import JOB_EVENT_TYPES
 from domain.permissions import User, run_permission
+from domain.pipeline_results import record_result
 from domain.statuses import ACTIVE, JobStatus
 from infra.asyncapi import bus_document
 from infra.bus import TASKS_STREAM, connection, event_subject, jetstream, task_subject
@@ -104,6 +105,7 @@ def build_app(stack: Stack) -> FastAPI:
     time_zone = ZoneInfo(stack.settings.time_zone)
     js = jetstream(stack.broker)
     task_queue = TaskQueue(js)
+    heartbeats = Heartbeats(stack.bus)
 
     @app.exception_handler(ApiError)
     async def api_error(_: Request, error: ApiError) -> JSONResponse:
@@ -202,7 +204,9 @@ def build_app(stack: Stack) -> FastAPI:
         summary="List jobs, newest first",
         openapi_extra={"parameters": OPENAPI_PARAMETERS},
     )
-    def list_jobs(request: Request, render: Renderer) -> dict[str, Any]:
+    def list_jobs(
+        request: Request, render: Renderer, background: BackgroundTasks
+    ) -> dict[str, Any]:
         params = request.query_params
         with stack.read_store.reading() as db:
             pipeline_ids = views.pipeline_ids(db)
@@ -210,6 +214,10 @@ def build_app(stack: Stack) -> FastAPI:
             hidden = render.catalog.hidden_projects(render.user)
             count, page = views.job_page(db, replace(query, hidden_project_ids=hidden))
         ids_only = lenient_bool(params.get("ids_only"))
+        project_id = dict(query.equal).get("project_id")
+        assert project_id is None or isinstance(project_id, int)
+        if ids_only and (query.pipeline_ids is not None or project_id is not None):
+            background.add_task(heartbeats.seen, render.catalog, query.pipeline_ids, project_id)
         return {
             **page_envelope(request, count, query.limit, query.offset),
             "results": [
@@ -486,10 +494,13 @@ def build_app(stack: Stack) -> FastAPI:
         return StreamingResponse(stream(), media_type="text/event-stream")
 
     @app.post("/api/v2/jobs/{job_id}/tasks/", summary="Hand tasks of an async job to a worker")
-    async def fetch_tasks(job_id: int, request: Request, user: Caller) -> dict[str, Any]:
+    async def fetch_tasks(
+        job_id: int, request: Request, user: Caller, background: BackgroundTasks
+    ) -> dict[str, Any]:
         wanted = validated(TasksRequest, await read_body(request))  # before the job, as Antenna
         view = visible_view(job_id, user)
         require(user, f"tasks_{view['job_type_key']}_job", view["project_id"])
+        worker_seen(background, view)
         if view["dispatch_mode"] != "async_api":
             raise ApiError(400, ["Only async_api jobs have fetchable tasks"])
         if view["status"] not in ACTIVE:
@@ -513,15 +524,24 @@ def build_app(stack: Stack) -> FastAPI:
             )
         return {"tasks": [{**json.loads(m.data), "reply_subject": m.reply} for m in messages]}
 
+    def worker_seen(background: BackgroundTasks, view: JobView) -> None:
+        if view["pipeline_id"] is not None:
+            pipelines = [view["pipeline_id"]]
+            catalog = stack.catalog.current()
+            background.add_task(heartbeats.seen, catalog, pipelines, view["project_id"])
+
     async def note(job_id: int, message: str) -> None:
         """A log line about workers' calls; losing one must not fail the call."""
         with contextlib.suppress(TimeoutError):
             await stack.bus.send(NoteWorkerActivity(job_id=job_id, message=message))
 
     @app.post("/api/v2/jobs/{job_id}/result/", summary="Record workers' results of tasks")
-    async def record_results(job_id: int, request: Request, user: Caller) -> dict[str, Any]:
+    async def record_results(
+        job_id: int, request: Request, user: Caller, background: BackgroundTasks
+    ) -> dict[str, Any]:
         view = visible_view(job_id, user)  # the job first, then the body, as Antenna
         require(user, f"result_{view['job_type_key']}_job", view["project_id"])
+        worker_seen(background, view)
         body = validated(ResultsRequest, await read_body(request))
         # Each distinct task once: a result posted twice in one request counts once.
         distinct = {item.reply_subject: item for item in body.results}
@@ -611,24 +631,7 @@ def follows(follow: str | None) -> bool:
 def result_command(job_id: int, item: TaskResult, image_id: str, actor: str) -> RecordResult:
     ref = task_ref(item.reply_subject, job_id)
     assert ref is not None  # task_image checked it
-    result = item.result
-    if isinstance(result, PipelineError):
-        return RecordResult(
-            job_id=job_id,
-            attempt=ref.attempt,
-            task_image_id=image_id,
-            error=result.error,
-            actor=actor,
-        )
-    return RecordResult(
-        job_id=job_id,
-        attempt=ref.attempt,
-        task_image_id=image_id,
-        source_image_ids=[image.id for image in result.source_images],
-        detections=len(result.detections),
-        classifications=sum(len(d.classifications) for d in result.detections),
-        actor=actor,
-    )
+    return record_result(job_id, ref.attempt, image_id, item.result, actor)
 
 
 @contextlib.asynccontextmanager

@@ -6,6 +6,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from domain.commands import MAX_INT
+from domain.pipeline_results import PipelineError, PipelineResult
 from infra.bus import TASKS_STREAM
 
 
@@ -28,48 +29,6 @@ class TasksRequest(BaseModel):
                 raise ValueError("A valid integer is required.")
             return int(number)
         return value
-
-
-class SourceImage(BaseModel):
-    id: str
-    url: str
-
-
-class Classification(BaseModel):
-    classification: str
-    labels: list[str] | None = None
-    scores: list[float]
-    logits: list[float] | None = None
-    inference_time: float | None = None
-    algorithm: dict[str, Any]
-    terminal: bool = True
-    timestamp: str
-
-
-class Detection(BaseModel):
-    source_image_id: str
-    bbox: dict[str, float] | None
-    inference_time: float | None = None
-    algorithm: dict[str, Any]
-    timestamp: str
-    crop_image_url: str | None = None
-    classifications: list[Classification] = Field(default_factory=list)
-
-
-class PipelineResult(BaseModel):
-    """A successful result; unknown keys (even `error`) are ignored."""
-
-    pipeline: str
-    algorithms: dict[str, Any] = Field(default_factory=dict)
-    total_time: float
-    source_images: list[SourceImage]
-    detections: list[Detection]
-    errors: list[Any] | str | None = None
-
-
-class PipelineError(BaseModel):
-    error: str = Field(max_length=10_000)
-    image_id: str | None = None
 
 
 class TaskResult(BaseModel):

@@ -90,6 +90,7 @@ def job_brief(job: Job) -> dict[str, Any]:
         "delay": job.spec["delay"],
         "limit": job.spec["limit"],
         "shuffle": job.spec["shuffle"],
+        "project_id": job.spec["project_id"],
         "pipeline_id": job.spec["pipeline_id"],
         "source_image_collection_id": job.spec["source_image_collection_id"],
         "source_image_single_id": job.spec["source_image_single_id"],

@@ -1,5 +1,8 @@
 """Job runners: claim queued attempts from JOBS_EVENTS and run them, reporting by commands.
 
+A test job's delay runs here; a pipeline job's images go to workers that pull them as tasks
+(async_api) or to a processing service that the runner calls (sync_api).
+
 The runners share one durable work-queue consumer of StatusChanged events; each PENDING
 attempt goes to one runner, which holds the message (with progress heartbeats) until the
 attempt ends. A runner that stops without finishing hands the message back, and the next
@@ -11,9 +14,11 @@ import contextlib
 import logging
 import random
 from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from uuid import uuid4
 
+import httpx
 from nats.aio.client import Client
 from nats.aio.msg import Msg
 from nats.errors import TimeoutError as NatsTimeoutError
@@ -26,12 +31,14 @@ from domain.commands import (
     ClaimJob,
     ConfirmCancelled,
     FinishJob,
+    JobCommand,
     QueueImages,
     ReportProgress,
     RunnerReport,
 )
 from domain.envelope import EventEnvelope, Outcome
 from domain.job_types import DONE_MOOD, RUNNING_MOOD
+from domain.pipeline_results import PipelineError, PipelineResult, of_image, record_result
 from domain.statuses import FINAL, JobStatus
 from infra.bus import EVENTS_STREAM, CommandBus, event_subject
 from infra.catalog import Catalog, CatalogSnapshot
@@ -43,6 +50,10 @@ log = logging.getLogger(__name__)
 # hand-back on a clean stop is faster, but a restarting server forgets it: keep this short.
 ACK_WAIT = 5.0
 HEARTBEAT = 1.0
+# Workers seen this recently count as online (wider than a UI's green light: a heartbeat a
+# little late should not read as "no workers").
+ONLINE_RECENTLY = timedelta(minutes=5)
+SERVICE_TIMEOUT = 300.0  # seconds a processing service may take for one batch
 
 
 class AttemptEnded(Exception):
@@ -70,7 +81,7 @@ class JobRun:
         self.cancelled = asyncio.Event()
 
     async def send(self, command_class: type[RunnerReport], **fields: Any) -> Outcome:
-        outcome = await self.bus.send(
+        return await self.send_command(
             command_class(
                 job_id=self.job["id"],
                 attempt=self.job["attempt"],
@@ -79,6 +90,10 @@ class JobRun:
                 **fields,
             )
         )
+
+    async def send_command(self, command: JobCommand) -> Outcome:
+        """Send; a refusal means this attempt has ended (or is being cancelled)."""
+        outcome = await self.bus.send(command)
         if not outcome.accepted:
             if outcome.job and outcome.job["status"] == JobStatus.CANCELING:
                 self.cancelled.set()
@@ -98,7 +113,17 @@ class JobRun:
 
     async def _run_stages(self) -> None:
         if self.job["dispatch_mode"] == "async_api":
-            await self._hand_to_workers()
+            image_ids = await self._collect_and_queue()
+            if image_ids:
+                await self.tasks.put(
+                    self.job["id"], self.job["attempt"], self._tasks_for(image_ids)
+                )
+                await self._note_workers()
+            return
+        if self.job["dispatch_mode"] == "sync_api":
+            image_ids = await self._collect_and_queue()
+            if image_ids:
+                await self._process_by_service(image_ids)
             return
         stages = {stage["key"]: stage for stage in self.job["stages"]}
         delay = stages.pop("delay", None)
@@ -121,17 +146,16 @@ class JobRun:
         else:
             await self.send(FinishJob, status=JobStatus.SUCCESS)
 
-    async def _hand_to_workers(self) -> None:
-        """Collect the images and queue a task for each; from then on results drive the job.
+    async def _collect_and_queue(self) -> list[str]:
+        """Collect the images and record them as queued; the images still to process.
 
-        A runner taking over after collect queues the pending images again: the queue drops
-        those it still holds as duplicates.
+        From then on results drive the job. A runner taking over after collect goes on with
+        the pending images (an async job's queue drops those it still holds as duplicates).
         """
         job_id, attempt = self.job["id"], self.job["attempt"]
         collect = next(s for s in self.job["stages"] if s["key"] == "collect")
         if collect["status"] == JobStatus.SUCCESS:
-            await self.tasks.put(job_id, attempt, self._tasks_for(self.job["pending_images"]))
-            return
+            return list(self.job["pending_images"])
         image_ids = self._collect()
         found = len(image_ids)
         if self.job["shuffle"]:
@@ -144,10 +168,11 @@ class JobRun:
         if without_url:
             reason = f"Images without a URL cannot be processed: {', '.join(without_url[:10])}"
             await self.send(FinishJob, status=JobStatus.FAILURE, reason=reason)
-            return
-        await self.tasks.open(job_id, attempt)
+            return []
+        if self.job["dispatch_mode"] == "async_api":
+            await self.tasks.open(job_id, attempt)
         await self.send(QueueImages, image_ids=image_ids, found=found)
-        await self.tasks.put(job_id, attempt, self._tasks_for(image_ids))
+        return image_ids
 
     def _collect(self) -> list[str]:
         """The capture ids of the job's collection, or its single capture."""
@@ -158,11 +183,80 @@ class JobRun:
         return [str(single)] if single is not None else []
 
     def _tasks_for(self, image_ids: list[str]) -> list[dict[str, Any]]:
-        tasks = []
-        for image_id in image_ids:
-            capture = self.catalog.get("captures", int(image_id)) or {}
-            tasks.append({"id": image_id, "image_id": image_id, "image_url": capture.get("url")})
-        return tasks
+        return [
+            {"id": image_id, "image_id": image_id, "image_url": self._url_of(image_id)}
+            for image_id in image_ids
+        ]
+
+    def _url_of(self, image_id: str) -> str | None:
+        capture = self.catalog.get("captures", int(image_id)) or {}
+        return capture.get("url")
+
+    async def _note_workers(self) -> None:
+        """Say in the job's log how many workers could pick its tasks up now."""
+        pipeline = self.catalog.get("pipelines", self.job["pipeline_id"]) or {}
+        label = pipeline.get("slug") or pipeline.get("name")
+        services = self.catalog.async_services(self.job["pipeline_id"], self.job["project_id"])
+        now = datetime.now(UTC)
+        seen = [now - datetime.fromisoformat(s["last_seen"]) for s in services if s["last_seen"]]
+        online = sum(ago <= ONLINE_RECENTLY for ago in seen)
+        await self.send(
+            AppendLog,
+            message=f"Waiting for workers to pick up tasks for pipeline '{label}'"
+            f" ({online}/{len(services)} online recently)",
+        )
+        if not any(ago <= timedelta(hours=1) for ago in seen):
+            await self.send(
+                AppendLog,
+                level="WARNING",
+                message=f"Zero workers have been seen for pipeline '{label}' in the last hour",
+            )
+
+    async def _process_by_service(self, image_ids: list[str]) -> None:
+        """sync_api: send the images in batches to a processing service that serves the
+        pipeline, and record what it answers for each image."""
+        pipeline = self.catalog.get("pipelines", self.job["pipeline_id"])
+        service = self.catalog.sync_service(self.job["pipeline_id"], self.job["project_id"])
+        if pipeline is None or service is None:
+            label = pipeline["slug"] if pipeline else self.job["pipeline_id"]
+            reason = (
+                f"No processing service serves pipeline '{label}'"
+                f" for project {self.job['project_id']}"
+            )
+            await self.send(FinishJob, status=JobStatus.FAILURE, reason=reason)
+            return
+        size = pipeline["batch_size"]
+        async with httpx.AsyncClient(timeout=SERVICE_TIMEOUT) as http:
+            for start in range(0, len(image_ids), size):
+                if self.cancelled.is_set():
+                    return
+                batch = image_ids[start : start + size]
+                answers = await self._call_service(http, service, pipeline["slug"], batch)
+                for image_id, answer in answers.items():
+                    await self.send_command(
+                        record_result(
+                            self.job["id"], self.job["attempt"], image_id, answer, self.runner
+                        )
+                    )
+
+    async def _call_service(
+        self, http: httpx.AsyncClient, service: dict[str, Any], slug: str, batch: list[str]
+    ) -> dict[str, PipelineResult | PipelineError]:
+        """The service's answer for each image of the batch; a failed call fails them all."""
+        request = {
+            "pipeline": slug,
+            "source_images": [{"id": i, "url": self._url_of(i)} for i in batch],
+            "config": {},
+        }
+        url = f"{service['endpoint_url'].rstrip('/')}/process"
+        try:
+            response = await http.post(url, json=request)
+            response.raise_for_status()
+            result = PipelineResult.model_validate_json(response.content)
+        except (httpx.HTTPError, ValidationError) as error:
+            problem = f"Processing service '{service['name']}' failed: {_first_line(error)}"
+            return {i: PipelineError(error=problem, image_id=i) for i in batch}
+        return {i: of_image(result, i) for i in batch}
 
     async def _run_delay(self, stage: dict[str, Any]) -> None:
         """The test job: about every 2 s of its delay a log line and a progress report."""
@@ -297,6 +391,10 @@ class Runner:
         finally:
             heartbeat.cancel()
             await cancel_requests.unsubscribe()
+
+
+def _first_line(error: Exception) -> str:
+    return (str(error) or type(error).__name__).splitlines()[0]
 
 
 async def _watch_cancel(subscription: Any, attempt: int, cancelled: asyncio.Event) -> None:

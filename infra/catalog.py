@@ -46,15 +46,15 @@ class CatalogSnapshot:
             if not may_see(user, project_id, bool(project["draft"]))
         )
 
-    def async_services(self, pipeline_id: int, project_id: int) -> list[CatalogRow]:
-        """The rows of the processing services whose workers pull this pipeline's tasks for
-        this project."""
+    def async_services(self, pipeline_id: int | None, project_id: int | None) -> list[CatalogRow]:
+        """The rows of the processing services whose workers pull tasks of this pipeline for
+        this project (None: of any)."""
         return [
             self.rows[("services", service_id)]
             for service_id, service in self.objects["services"].items()
             if service["endpoint_url"] is None
-            and pipeline_id in service["pipelines"]
-            and project_id in service["projects"]
+            and pipeline_id in (None, *service["pipelines"])
+            and project_id in (None, *service["projects"])
         ]
 
     def sync_service(self, pipeline_id: int, project_id: int) -> dict[str, Any] | None:

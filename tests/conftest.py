@@ -1,6 +1,7 @@
 """Fixtures for integration tests: a real nats-server from the wheel and real SQLite files."""
 
 import asyncio
+import contextlib
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -8,12 +9,15 @@ from typing import Any
 
 import httpx
 import pytest
+import uvicorn
+from starlette.types import ASGIApp
 
 from api.app import in_process_client
 from api.bootstrap import ALL_ROLES, Role, Stack, running_stack
 from api.catalog_io import SEED_CATALOG
 from domain.statuses import FINAL
 from infra.bus import EVENTS_STREAM, jetstream
+from infra.embedded_nats import free_port
 from infra.settings import Settings
 
 TICK = 0.02  # one second of a test job's delay, in tests
@@ -104,6 +108,21 @@ async def history(client: httpx.AsyncClient, job_id: int) -> list[dict[str, Any]
     assert response.status_code == 200, response.text
     events: list[dict[str, Any]] = response.json()["results"]
     return events
+
+
+@contextlib.asynccontextmanager
+async def served(app: ASGIApp) -> AsyncIterator[str]:
+    """`app` served by uvicorn on a free loopback port, for as long as the block runs; its URL."""
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    serving = asyncio.create_task(server.serve())
+    while not server.started:  # noqa: ASYNC110 - uvicorn tells only by this flag
+        await asyncio.sleep(0.01)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        await serving
 
 
 async def settled(stack: Stack) -> None:

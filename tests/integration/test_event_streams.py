@@ -1,16 +1,13 @@
 """Live subscriptions over HTTP (Server-Sent Events) that resume where a client stopped."""
 
-import asyncio
 import json
 from typing import Any
 
 import httpx
-import uvicorn
 
 from api.app import build_app
 from api.bootstrap import Stack
-from infra.embedded_nats import free_port
-from tests.conftest import admin_token, create_job, history, settled, wait_for
+from tests.conftest import admin_token, create_job, history, served, settled, wait_for
 
 
 def parse(text: str) -> list[dict[str, Any]]:
@@ -83,33 +80,25 @@ async def test_the_all_jobs_stream_filters_and_resumes_by_position(
 async def test_a_live_stream_dropped_and_resumed_misses_nothing_and_repeats_nothing(
     stack: Stack,
 ) -> None:
-    port = free_port()
-    server = uvicorn.Server(uvicorn.Config(build_app(stack), port=port, log_level="warning"))
-    serving = asyncio.create_task(server.serve())
-    while not server.started:  # noqa: ASYNC110 - uvicorn tells only by this flag
-        await asyncio.sleep(0.01)
     headers = {"Authorization": f"Token {admin_token(stack)}"}
-    try:
-        async with httpx.AsyncClient(
-            base_url=f"http://127.0.0.1:{port}", headers=headers, timeout=10
-        ) as http:
-            job = await create_job(http, delay=20)
-            path = f"/api/v2/jobs/{job['id']}/events/"
-            seen: list[int] = []
-            async with http.stream("GET", path) as live:
-                async for line in live.aiter_lines():
-                    if line.startswith("id: "):
-                        seen.append(int(line[4:]))
-                    if len(seen) == 6:
-                        break  # the connection drops here
-            async with http.stream("GET", path, headers={"Last-Event-ID": str(seen[-1])}) as again:
-                async for line in again.aiter_lines():
-                    if line.startswith("id: "):
-                        seen.append(int(line[4:]))
-                    if line.startswith("data: ") and '"Finished job' in line:
-                        break
-            stored = await history(http, job["id"])
-    finally:
-        server.should_exit = True
-        await serving
+    async with (
+        served(build_app(stack)) as url,
+        httpx.AsyncClient(base_url=url, headers=headers, timeout=10) as http,
+    ):
+        job = await create_job(http, delay=20)
+        path = f"/api/v2/jobs/{job['id']}/events/"
+        seen: list[int] = []
+        async with http.stream("GET", path) as live:
+            async for line in live.aiter_lines():
+                if line.startswith("id: "):
+                    seen.append(int(line[4:]))
+                if len(seen) == 6:
+                    break  # the connection drops here
+        async with http.stream("GET", path, headers={"Last-Event-ID": str(seen[-1])}) as again:
+            async for line in again.aiter_lines():
+                if line.startswith("id: "):
+                    seen.append(int(line[4:]))
+                if line.startswith("data: ") and '"Finished job' in line:
+                    break
+        stored = await history(http, job["id"])
     assert seen == [event["version"] for event in stored]

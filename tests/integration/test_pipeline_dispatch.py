@@ -1,0 +1,216 @@
+"""Where a pipeline job's images go (CONTRACT.md sections 7, 8, 10 and 12): to a processing
+service that jobledger calls (sync_api), or to workers that pull tasks (async_api), whose
+liveness their calls record."""
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+import httpx
+import pytest
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+
+from api.bootstrap import Stack
+from tests.conftest import create_job, served, settled, wait_for
+
+IMAGES = [201, 202, 203, 204, 205]
+DETECTIONS = {"201": 0, "202": 1, "203": 2, "204": 3, "205": 1}  # per image; 2 labels each
+
+
+class ProcessingService:
+    """A real HTTP processing service: answers /process as Antenna's services do."""
+
+    def __init__(self, failing: frozenset[str] = frozenset()) -> None:
+        self.failing = failing  # a batch holding one of these images gets a 500
+        self.requests: list[dict[str, Any]] = []
+        self.app = FastAPI()
+        self.app.post("/process")(self.process)
+
+    async def process(self, request: Request) -> Any:
+        body = await request.json()
+        self.requests.append(body)
+        images = [image["id"] for image in body["source_images"]]
+        if self.failing & set(images):
+            return JSONResponse({"detail": "model crashed"}, status_code=500)
+        return {
+            "pipeline": body["pipeline"],
+            "algorithms": {},
+            "total_time": 0.5,
+            "source_images": body["source_images"],
+            "detections": [detection(i) for i in images for _ in range(DETECTIONS[i])],
+            "errors": None,
+        }
+
+
+def detection(image_id: str) -> dict[str, Any]:
+    algorithm = {"name": "Moth detector", "key": "moth_detector"}
+    label = {"algorithm": algorithm, "scores": [0.9], "timestamp": "2026-12-03T10:00:00"}
+    return {
+        "source_image_id": image_id,
+        "bbox": {"x1": 0, "y1": 0, "x2": 10, "y2": 10},
+        "algorithm": algorithm,
+        "timestamp": "2026-12-03T10:00:00",
+        "classifications": [{**label, "classification": c} for c in ("moth", "not moth")],
+    }
+
+
+def catalog(service_url: str | None, async_workers: bool) -> dict[str, Any]:
+    return {
+        "projects": [{"id": 40, "name": "Sync", "async_pipeline_workers": async_workers}],
+        "collections": [{"id": 41, "name": "Five", "images": IMAGES, "project_id": 40}],
+        "captures": [{"id": i, "url": f"https://example.org/{i}.jpg"} for i in IMAGES],
+        "pipelines": [{"id": 42, "name": "Moths", "slug": "moths_2026", "batch_size": 2}],
+        "services": [
+            {"id": 43, "name": "GPU box", "endpoint_url": service_url, "pipelines": [42]}
+            | {"projects": [40]}
+        ],
+    }
+
+
+PIPELINE_JOB = {
+    "delay": 0,
+    "project_id": 40,
+    "source_image_collection_id": 41,
+    "pipeline_id": 42,
+}
+
+
+@pytest.fixture
+async def service() -> AsyncIterator[tuple[ProcessingService, str]]:
+    running = ProcessingService()
+    async with served(running.app) as url:
+        yield running, url
+
+
+def params_of(job: dict[str, Any], stage_key: str) -> dict[str, Any]:
+    stage = next(s for s in job["progress"]["stages"] if s["key"] == stage_key)
+    return {param["key"]: param["value"] for param in stage["params"]} | {
+        "status": stage["status"],
+        "progress": stage["progress"],
+    }
+
+
+async def test_a_sync_job_sends_its_images_in_batches_to_the_processing_service(
+    stack: Stack, client: httpx.AsyncClient, service: tuple[ProcessingService, str]
+) -> None:
+    running, url = service
+    await stack.save_catalog(catalog(url, async_workers=False))
+    created = await create_job(client, **PIPELINE_JOB)
+    assert created["dispatch_mode"] == "sync_api"
+    job = await wait_for(client, created["id"])
+    assert job["status"] == "SUCCESS"
+    assert sorted(len(r["source_images"]) for r in running.requests) == [1, 2, 2]
+    sent = [image for r in running.requests for image in r["source_images"]]
+    assert sorted(sent, key=lambda image: image["id"]) == [
+        {"id": str(i), "url": f"https://example.org/{i}.jpg"} for i in IMAGES
+    ]
+    assert {r["pipeline"] for r in running.requests} == {"moths_2026"}
+    assert params_of(job, "process") == {
+        "processed": 5,
+        "remaining": 0,
+        "failed": 0,
+        "status": "SUCCESS",
+        "progress": 1.0,
+    }
+    assert params_of(job, "results") == {
+        "captures": 5,
+        "detections": 7,
+        "classifications": 14,
+        "status": "SUCCESS",
+        "progress": 1.0,
+    }
+
+
+async def test_a_sync_job_whose_service_fails_for_most_images_fails(
+    stack: Stack, client: httpx.AsyncClient
+) -> None:
+    failing = ProcessingService(failing=frozenset({"201", "202", "203", "204"}))
+    async with served(failing.app) as url:
+        await stack.save_catalog(catalog(url, async_workers=False))
+        created = await create_job(client, **PIPELINE_JOB, shuffle=False)
+        job = await wait_for(client, created["id"])
+    assert job["status"] == "FAILURE"
+    assert params_of(job, "process") == {
+        "processed": 5,
+        "remaining": 0,
+        "failed": 4,
+        "status": "FAILURE",
+        "progress": 1.0,
+    }
+    assert params_of(job, "results")["detections"] == 1  # image 205 answered
+    errors = job["logs"]["stderr"]
+    assert errors[0] == (
+        f'Job #{job["id"]} "Trest" failed: Failed to process more than 50% of images'
+    )
+    assert (
+        f"Pipeline returned error for job {job['id']}, image 201: Processing service 'GPU box'"
+        " failed: Server error '500 Internal Server Error'"
+    ) in [line.split(" for url")[0] for line in errors]
+
+
+async def test_a_sync_job_without_a_service_for_its_pipeline_fails_saying_so(
+    stack: Stack, client: httpx.AsyncClient
+) -> None:
+    entries = catalog(None, async_workers=False)  # the only service has workers, no endpoint
+    await stack.save_catalog(entries)
+    job = await wait_for(client, (await create_job(client, **PIPELINE_JOB))["id"])
+    assert job["status"] == "FAILURE"
+    assert job["logs"]["stderr"] == [
+        f'Job #{job["id"]} "Trest" failed:'
+        " No processing service serves pipeline 'moths_2026' for project 40"
+    ]
+
+
+async def test_the_dispatch_mode_is_fixed_when_the_job_is_created(
+    stack: Stack, client: httpx.AsyncClient
+) -> None:
+    await stack.save_catalog(catalog(None, async_workers=True))
+    job = await create_job(client, start_now=False, **PIPELINE_JOB)
+    assert job["dispatch_mode"] == "async_api"
+    changed = await client.patch("/api/v2/projects/40/", json={"async_pipeline_workers": False})
+    assert changed.json()["async_pipeline_workers"] is False
+    assert (await client.get(f"/api/v2/jobs/{job['id']}/")).json()["dispatch_mode"] == "async_api"
+    later = await create_job(client, start_now=False, **PIPELINE_JOB)
+    assert later["dispatch_mode"] == "sync_api"
+    no_pipeline = await create_job(client, start_now=False, **PIPELINE_JOB | {"pipeline_id": None})
+    assert no_pipeline["dispatch_mode"] == "internal"
+
+
+def waiting_lines(job: dict[str, Any]) -> list[str]:
+    """The job's lines about workers, oldest first, without their time."""
+    return [line.split("] ", 1)[1] for line in reversed(job["logs"]["stdout"]) if "workers" in line]
+
+
+async def test_an_async_job_says_how_many_workers_were_seen_and_polls_count_as_seen(
+    stack: Stack, client: httpx.AsyncClient
+) -> None:
+    await stack.save_catalog(catalog(None, async_workers=True))
+    first = await create_job(client, **PIPELINE_JOB)
+    job = await wait_for(client, first["id"], {"STARTED"})
+    while len(waiting_lines(job)) < 2:
+        job = (await client.get(f"/api/v2/jobs/{first['id']}/")).json()
+    assert waiting_lines(job) == [
+        "INFO Waiting for workers to pick up tasks for pipeline 'moths_2026' (0/1 online recently)",
+        "WARNING Zero workers have been seen for pipeline 'moths_2026' in the last hour",
+    ]
+    service = (await client.get("/api/v2/ml/processing_services/43/")).json()
+    assert service["last_seen"] is None
+
+    poll = {"pipeline__slug__in": "moths_2026", "ids_only": "1", "incomplete_only": "1"}
+    assert (await client.get("/api/v2/jobs/", params=poll)).json()["count"] == 1
+    await client.get("/api/v2/jobs/", params=poll)  # within 30 s of the first: not recorded
+    await settled(stack)
+    service = (await client.get("/api/v2/ml/processing_services/43/")).json()
+    assert service["last_seen"] is not None
+    seen = [e for e in stack.event_store.all_envelopes() if e.type == "ServiceSeen"]
+    assert len(seen) == 1
+
+    second = await create_job(client, **PIPELINE_JOB)
+    job = await wait_for(client, second["id"], {"STARTED"})
+    while not waiting_lines(job):
+        job = (await client.get(f"/api/v2/jobs/{second['id']}/")).json()
+    await settled(stack)
+    job = (await client.get(f"/api/v2/jobs/{second['id']}/")).json()
+    assert waiting_lines(job) == [
+        "INFO Waiting for workers to pick up tasks for pipeline 'moths_2026' (1/1 online recently)",
+    ]
