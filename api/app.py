@@ -58,7 +58,7 @@ from domain.envelope import EventEnvelope, Outcome
 from domain.job import JOB_EVENT_TYPES
 from domain.permissions import User, run_permission
 from domain.pipeline_results import record_result
-from domain.statuses import ACTIVE, JobStatus
+from domain.statuses import ACTIVE, FINAL, JobStatus
 from infra.asyncapi import bus_document
 from infra.bus import TASKS_STREAM, connection, event_subject, jetstream, task_subject
 from infra.catalog import CatalogSnapshot
@@ -72,6 +72,7 @@ from projections.time_travel import view_as_of
 from projections.views import JobQuery
 
 LOGS_LIMIT = 1000
+NO_ASYNC_WAIT = 600.0  # seconds a `?no_async` run or retry waits for the job to end
 HISTORY_PAGE = 1000
 BAD_TIME = (
     "Datetime has wrong format. Use one of these formats instead:"
@@ -189,6 +190,7 @@ def build_app(stack: Stack) -> FastAPI:
         render: JobRenderer,
         refusal_status: int | None = 400,
         status_code: int = 200,
+        until_ended: bool = False,
     ) -> Any:
         outcome = await send(command)
         if outcome.job_id is None or outcome.version is None:
@@ -196,7 +198,19 @@ def build_app(stack: Stack) -> FastAPI:
         if not outcome.accepted and refusal_status is not None:
             raise ApiError(refusal_status, [outcome.reason])
         await wait_for_projection(outcome.position)
+        if until_ended:
+            await wait_until_ended(outcome.job_id)
         return read_job(outcome.job_id, render, status_code=status_code)
+
+    async def wait_until_ended(job_id: int) -> None:
+        """`?no_async`: the answer shows the run's end (bounded: then it shows where it is)."""
+        deadline = time.monotonic() + NO_ASYNC_WAIT
+        while time.monotonic() < deadline:
+            with stack.read_store.reading() as db:
+                view = views.job_view(db, job_id)
+            if view is None or view["status"] in FINAL:
+                return
+            await asyncio.sleep(0.05)
 
     @app.get(
         "/api/v2/jobs/",
@@ -357,9 +371,10 @@ def build_app(stack: Stack) -> FastAPI:
         require(user, run_permission(view["job_type_key"], single), view["project_id"])
 
     @app.post("/api/v2/jobs/{job_id}/run/", summary="Queue a job", response_model=Job)
-    async def run_job(job_id: int, render: Renderer) -> Any:
+    async def run_job(job_id: int, render: Renderer, no_async: str | None = None) -> Any:
         may_run(job_id, render.user)
-        return await act(RunJob(job_id=job_id, actor=render.user.email), render)
+        command = RunJob(job_id=job_id, actor=render.user.email)
+        return await act(command, render, until_ended=lenient_bool(no_async))
 
     @app.post("/api/v2/jobs/{job_id}/cancel/", summary="Cancel a job", response_model=Job)
     async def cancel_job(job_id: int, render: Renderer) -> Any:
@@ -373,9 +388,10 @@ def build_app(stack: Stack) -> FastAPI:
         summary="Run an ended job again as a new attempt",
         response_model=Job,
     )
-    async def retry_job(job_id: int, render: Renderer) -> Any:
+    async def retry_job(job_id: int, render: Renderer, no_async: str | None = None) -> Any:
         may_run(job_id, render.user)
-        return await act(RetryJob(job_id=job_id, actor=render.user.email), render)
+        command = RetryJob(job_id=job_id, actor=render.user.email)
+        return await act(command, render, until_ended=lenient_bool(no_async))
 
     add_catalog_routes(app, stack, renderer)
 

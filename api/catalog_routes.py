@@ -20,6 +20,7 @@ from api.list_query import page_envelope, positive_or
 from domain.catalog import FIELDS, KINDS, referenced
 from domain.commands import MAX_ID, CatalogKind, SaveCatalogObject
 from domain.permissions import ANONYMOUS, User
+from projections import views
 
 # Where each kind lives under /api/v2/.
 PATHS: dict[CatalogKind, str] = {
@@ -30,6 +31,12 @@ PATHS: dict[CatalogKind, str] = {
     "pipelines": "ml/pipelines",
     "services": "ml/processing_services",
     "exports": "exports",
+}
+# The job field that refers to objects of these kinds: their details list those jobs.
+JOB_COLUMNS = {
+    "deployments": "deployment_id",
+    "collections": "source_image_collection_id",
+    "captures": "source_image_single_id",
 }
 FORBIDDEN = {"detail": "You do not have permission to perform this action."}
 PAGE_SIZE = 10
@@ -71,6 +78,11 @@ def add_catalog_routes(app: FastAPI, stack: Stack, renderer: Callable[..., JobRe
             project_id is not None and not render.catalog.visible(render.user, project_id)
         ):
             raise ApiError(404, NOT_FOUND)
+        if kind in JOB_COLUMNS:
+            with stack.read_store.reading() as db:
+                jobs = views.jobs_referring_to(db, JOB_COLUMNS[kind], object_id)
+            hidden = render.catalog.hidden_projects(render.user)
+            detail["jobs"] = [render.short_job(j) for j in jobs if j["project_id"] not in hidden]
         return detail
 
     async def save(

@@ -70,7 +70,7 @@ class JobRenderer:
             "duration": duration(view["started_at"], view["finished_at"]),
             "progress": {**view["progress"], "logs": stdout},
             "logs": {"stdout": stdout, "stderr": stderr},
-            "job_type": {"name": JOB_TYPE_NAMES[view["job_type_key"]], "key": view["job_type_key"]},
+            "job_type": self.job_type(view),
             "data_export": self.export_of(view["id"]),
             "dispatch_mode": view["dispatch_mode"],
             "result": None,
@@ -110,6 +110,20 @@ class JobRenderer:
         assert row is not None
         extra = {"last_seen": self.local(row["last_seen"])} if kind == "services" else {}
         return {**row["object"], **nested, **extra}
+
+    def short_job(self, view: JobView) -> dict[str, Any]:
+        """A job as captures, collections and deployments list it (CONTRACT.md section 14)."""
+        return {
+            "id": view["id"],
+            "details": self.url(f"jobs/{view['id']}/"),
+            "status": view["status"],
+            "job_type": self.job_type(view),
+            "created_at": self.local(view["created_at"]),
+            "updated_at": self.local(view["updated_at"]),
+        }
+
+    def job_type(self, view: JobView) -> dict[str, str]:
+        return {"name": JOB_TYPE_NAMES[view["job_type_key"]], "key": view["job_type_key"]}
 
     def export_of(self, job_id: int) -> dict[str, Any] | None:
         found = self.catalog.exports_by_job.get(job_id)

@@ -167,6 +167,10 @@ class JobRun:
         ]
         if without_url:
             reason = f"Images without a URL cannot be processed: {', '.join(without_url[:10])}"
+            collect_failed = {"Total Images": found}
+            await self.send(
+                ReportProgress, stage="collect", status=JobStatus.FAILURE, params=collect_failed
+            )
             await self.send(FinishJob, status=JobStatus.FAILURE, reason=reason)
             return []
         if self.job["dispatch_mode"] == "async_api":

@@ -117,6 +117,15 @@ def _order(query: JobQuery) -> str:
     return ", ".join([*terms, "job_id DESC"])
 
 
+def jobs_referring_to(db: sqlite3.Connection, column: str, object_id: int) -> list[JobView]:
+    """The jobs whose `column` holds this catalog object's id, newest first."""
+    assert column in COLUMNS
+    rows = db.execute(
+        f"SELECT view FROM jobs WHERE {column} = ? ORDER BY created_at DESC", (object_id,)
+    )
+    return [json.loads(row["view"]) for row in rows]
+
+
 def pipeline_ids(db: sqlite3.Connection) -> list[int]:
     """The pipelines that jobs use."""
     rows = db.execute("SELECT DISTINCT pipeline_id FROM jobs WHERE pipeline_id IS NOT NULL")

@@ -150,6 +150,7 @@ async def test_objects_are_created_replaced_and_changed_through_the_api(
         "project_id": 16,
         "details": "http://localhost:8000/api/v2/deployments/1/",
         "user_permissions": [],
+        "jobs": [],
     }
     # A form body, as Antenna's UI may send it.
     changed = await client.patch("/api/v2/deployments/1/", data={"name": "Trap 2"})
@@ -285,3 +286,38 @@ async def test_objects_a_job_refers_to_must_belong_to_its_project(
         400,
         {"deployment_id": ["Deployment 1 belongs to project 17, not 16."]},
     )
+
+
+async def test_a_deployment_lists_its_jobs_in_short(client: httpx.AsyncClient) -> None:
+    await client.post("/api/v2/deployments/", json={"name": "Trap", "project_id": 16})
+    job = await create_job(client, start_now=False, deployment_id=1)
+    deployment = (await client.get("/api/v2/deployments/1/")).json()
+    assert deployment["jobs"] == [
+        {
+            "id": job["id"],
+            "details": f"http://localhost:8000/api/v2/jobs/{job['id']}/",
+            "status": "CREATED",
+            "job_type": {"name": "ML pipeline", "key": "ml"},
+            "created_at": job["created_at"],
+            "updated_at": job["updated_at"],
+        }
+    ]
+
+
+async def test_a_job_shows_the_data_export_it_makes(client: httpx.AsyncClient) -> None:
+    job = await create_job(client, start_now=False, job_type_key="data_export", delay=0)
+    assert job["data_export"] is None
+    export = {"user": 1, "project": 16, "format": "csv", "filters": {"taxon": 3}, "job": job["id"]}
+    created = await client.post("/api/v2/exports/", json=export)
+    assert created.status_code == 201
+    shown = (await client.get(f"/api/v2/jobs/{job['id']}/")).json()["data_export"]
+    assert shown == {
+        "id": created.json()["id"],
+        "user": 1,
+        "project": 16,
+        "format": "csv",
+        "filters": {"taxon": 3},
+        "file_url": None,
+    }
+    listed = (await client.get("/api/v2/jobs/", params={"job_type_key": "data_export"})).json()
+    assert [item["data_export"] for item in listed["results"]] == [shown]

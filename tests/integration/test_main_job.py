@@ -165,6 +165,19 @@ async def test_running_a_running_job_is_refused_with_a_reason(client: httpx.Asyn
     await client.post(f"/api/v2/jobs/{created['id']}/cancel/")
 
 
+async def test_run_and_retry_with_no_async_answer_with_the_end_of_the_run(
+    client: httpx.AsyncClient,
+) -> None:
+    job = await create_job(client, start_now=False)
+    ran = await client.post(f"/api/v2/jobs/{job['id']}/run/?no_async")
+    assert (ran.status_code, ran.json()["status"]) == (200, "SUCCESS")
+    retried = await client.post(f"/api/v2/jobs/{job['id']}/retry/", params={"no_async": "1"})
+    assert (retried.status_code, retried.json()["status"]) == (200, "SUCCESS")
+    assert retried.json()["progress"]["summary"] == {"status": "SUCCESS", "progress": 1.0}
+    queued = await client.post(f"/api/v2/jobs/{job['id']}/retry/", params={"no_async": "false"})
+    assert queued.json()["status"] in ("PENDING", "STARTED")
+
+
 async def test_a_restart_in_the_middle_of_a_job_finishes_it_and_replay_matches(
     settings: Settings, tmp_path: Path
 ) -> None:

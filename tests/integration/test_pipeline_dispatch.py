@@ -2,6 +2,7 @@
 service that jobledger calls (sync_api), or to workers that pull tasks (async_api), whose
 liveness their calls record."""
 
+import time
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -199,9 +200,11 @@ async def test_an_async_job_says_how_many_workers_were_seen_and_polls_count_as_s
     poll = {"pipeline__slug__in": "moths_2026", "ids_only": "1", "incomplete_only": "1"}
     assert (await client.get("/api/v2/jobs/", params=poll)).json()["count"] == 1
     await client.get("/api/v2/jobs/", params=poll)  # within 30 s of the first: not recorded
+    deadline = time.monotonic() + 5  # a heartbeat is sent after the response
+    while service["last_seen"] is None:
+        assert time.monotonic() < deadline, "the poll was not recorded as a heartbeat"
+        service = (await client.get("/api/v2/ml/processing_services/43/")).json()
     await settled(stack)
-    service = (await client.get("/api/v2/ml/processing_services/43/")).json()
-    assert service["last_seen"] is not None
     seen = [e for e in stack.event_store.all_envelopes() if e.type == "ServiceSeen"]
     assert len(seen) == 1
 
@@ -213,4 +216,23 @@ async def test_an_async_job_says_how_many_workers_were_seen_and_polls_count_as_s
     job = (await client.get(f"/api/v2/jobs/{second['id']}/")).json()
     assert waiting_lines(job) == [
         "INFO Waiting for workers to pick up tasks for pipeline 'moths_2026' (1/1 online recently)",
+    ]
+
+
+async def test_an_image_without_a_url_fails_the_job_at_collect(
+    stack: Stack, client: httpx.AsyncClient
+) -> None:
+    entries = catalog(None, async_workers=True)
+    entries["captures"][2] = {"id": 203}  # no URL
+    await stack.save_catalog(entries)
+    job = await wait_for(client, (await create_job(client, **PIPELINE_JOB, limit=None))["id"])
+    assert job["status"] == "FAILURE"
+    assert job["finished_at"] is not None
+    assert params_of(job, "collect") == {
+        "total_images": 5,
+        "status": "FAILURE",
+        "progress": 0.0,
+    }
+    assert job["logs"]["stderr"] == [
+        f'Job #{job["id"]} "Trest" failed: Images without a URL cannot be processed: 203'
     ]
