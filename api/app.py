@@ -561,19 +561,19 @@ def build_app(stack: Stack) -> FastAPI:
         body = validated(ResultsRequest, await read_body(request))
         # Each distinct task once: a result posted twice in one request counts once.
         distinct = {item.reply_subject: item for item in body.results}
-        commands = {
-            subject: result_command(job_id, item, await task_image(job_id, subject), user.email)
-            for subject, item in distinct.items()
-        }
+        try:
+            commands = {
+                subject: result_command(job_id, item, await task_image(job_id, subject), user.email)
+                for subject, item in distinct.items()
+            }
+        except (TimeoutError, NatsError) as error:
+            raise queue_unavailable(job_id) from error
         positions = []
         for subject, command in commands.items():
             try:
                 outcome = await stack.bus.send(command)  # late: refused, and still acknowledged
-            except TimeoutError as error:
-                detail = "Task queue temporarily unavailable"
-                raise ApiError(
-                    503, {"status": "error", "job_id": job_id, "detail": detail}
-                ) from error
+            except (TimeoutError, NatsError) as error:
+                raise queue_unavailable(job_id) from error
             # The task is acknowledged last, once its result is stored (or known to be late).
             with contextlib.suppress(NatsError):
                 await connection(stack.broker).publish(subject, b"+ACK")
@@ -598,6 +598,10 @@ def build_app(stack: Stack) -> FastAPI:
             "results_queued": len(receipts),
             "tasks": receipts,
         }
+
+    def queue_unavailable(job_id: int) -> ApiError:
+        detail = "Task queue temporarily unavailable"
+        return ApiError(503, {"status": "error", "job_id": job_id, "detail": detail})
 
     async def task_image(job_id: int, reply_subject: str) -> str:
         """The image of the pending task a reply subject acknowledges (400 if there is none)."""

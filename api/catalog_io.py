@@ -21,7 +21,7 @@ from projections.views import projected_position
 
 Entries = dict[str, list[dict[str, Any]]]
 
-# The objects of the seed job (shared/seed/job-124.json), which `jobledger demo` uses.
+# The objects of the seed job (tests/seed/job-124.json), which `jobledger demo` uses.
 SEED_CATALOG: Entries = {
     "projects": [{"id": 16, "name": "Aarhus Universitet, Department of Ecoscience"}],
     "collections": [{"id": 5, "name": "Denmark with detections", "method": "detections_only"}],
