@@ -136,3 +136,72 @@ async def settled(stack: Stack) -> None:
     while stack.projector.stream_seq < info.state.last_seq:
         assert time.monotonic() < deadline, "the projection did not catch up"
         await asyncio.sleep(0.01)
+
+
+# An async worker's side of the protocol (CONTRACT.md section 12).
+
+
+def stage_params(job: dict[str, Any], key: str) -> dict[str, Any]:
+    """A stage's params by key, with its status and progress."""
+    stage = next(s for s in job["progress"]["stages"] if s["key"] == key)
+    return {p["key"]: p["value"] for p in stage["params"]} | {
+        "status": stage["status"],
+        "progress": stage["progress"],
+    }
+
+
+async def started_async_job(client: httpx.AsyncClient, **changes: Any) -> dict[str, Any]:
+    """An async_api job, STARTED, its images queued for workers."""
+    created = await create_job(client, **{"delay": 0, "limit": None, **changes})
+    assert created["dispatch_mode"] == "async_api"
+    job = await wait_for(client, created["id"], {"STARTED"})
+    while stage_params(job, "collect")["status"] != "SUCCESS":
+        job = (await client.get(f"/api/v2/jobs/{job['id']}/")).json()
+    return job
+
+
+async def take_tasks(client: httpx.AsyncClient, job_id: int, count: int) -> list[dict[str, Any]]:
+    response = await client.post(f"/api/v2/jobs/{job_id}/tasks/", json={"batch_size": count})
+    assert response.status_code == 200, response.text
+    tasks: list[dict[str, Any]] = response.json()["tasks"]
+    return tasks
+
+
+def detection(image_id: str, labels: tuple[str, ...] = ("moth",)) -> dict[str, Any]:
+    """A detection in an image, with one classification per label."""
+    return {
+        "source_image_id": image_id,
+        "bbox": {"x1": 0, "y1": 0, "x2": 10, "y2": 10},
+        "algorithm": {"name": "detector", "key": "detector"},
+        "timestamp": "2026-12-03T10:00:00",
+        "classifications": [
+            {
+                "classification": label,
+                "scores": [0.9],
+                "algorithm": {"name": "classifier", "key": "classifier"},
+                "timestamp": "2026-12-03T10:00:00",
+            }
+            for label in labels
+        ],
+    }
+
+
+def success(task: dict[str, Any], detections: int = 2) -> dict[str, Any]:
+    """A worker's result for the task's image, with that many detections."""
+    return {
+        "reply_subject": task["reply_subject"],
+        "result": {
+            "pipeline": "panama_moths_2023",
+            "total_time": 1.5,
+            "source_images": [{"id": task["image_id"], "url": task["image_url"]}],
+            "detections": [detection(task["image_id"]) for _ in range(detections)],
+        },
+    }
+
+
+def error(task: dict[str, Any]) -> dict[str, Any]:
+    """A worker's error for the task's image."""
+    return {
+        "reply_subject": task["reply_subject"],
+        "result": {"error": "out of memory", "image_id": task["image_id"]},
+    }

@@ -22,7 +22,19 @@ from domain.envelope import Outcome
 from domain.permissions import ProjectRole
 from infra.bus import TASKS_STREAM
 from infra.task_queue import TaskQueue
-from tests.conftest import ADMIN, SEED_JOB, create_job, history, settled, wait_for
+from tests.conftest import (
+    ADMIN,
+    SEED_JOB,
+    create_job,
+    error,
+    history,
+    settled,
+    stage_params,
+    started_async_job,
+    success,
+    take_tasks,
+    wait_for,
+)
 
 NOT_ALLOWED = {"detail": "You do not have permission to perform this action."}
 NO_CREDENTIALS = {"detail": "Authentication credentials were not provided."}
@@ -69,14 +81,6 @@ def stages(job: dict[str, Any]) -> list[tuple[str, str, float]]:
     return [(s["key"], s["status"], s["progress"]) for s in job["progress"]["stages"]]
 
 
-def params(job: dict[str, Any], key: str) -> dict[str, Any]:
-    stage = next(s for s in job["progress"]["stages"] if s["key"] == key)
-    return {p["key"]: p["value"] for p in stage["params"]} | {
-        "status": stage["status"],
-        "progress": stage["progress"],
-    }
-
-
 def messages(lines: list[str]) -> list[str]:
     """Log lines (newest first, as served) without their time stamps: "LEVEL message"."""
     found = []
@@ -85,43 +89,6 @@ def messages(lines: list[str]) -> list[str]:
         assert match, line
         found.append(f"{match.group(1)} {match.group(2)}")
     return found
-
-
-async def started_async_job(client: httpx.AsyncClient) -> dict[str, Any]:
-    """An async_api job of four images, STARTED, its images queued for workers."""
-    created = await create_job(client, **ASYNC_JOB)
-    assert created["dispatch_mode"] == "async_api"
-    job = await wait_for(client, created["id"], {"STARTED"})
-    while params(job, "collect")["status"] != "SUCCESS":
-        job = (await client.get(f"/api/v2/jobs/{job['id']}/")).json()
-    return job
-
-
-async def take_tasks(client: httpx.AsyncClient, job_id: int, count: int) -> list[dict[str, Any]]:
-    response = await client.post(f"/api/v2/jobs/{job_id}/tasks/", json={"batch_size": count})
-    assert response.status_code == 200, response.text
-    tasks: list[dict[str, Any]] = response.json()["tasks"]
-    return tasks
-
-
-def success(task: dict[str, Any]) -> dict[str, Any]:
-    """A worker's result for the task's image: processed, nothing detected."""
-    return {
-        "reply_subject": task["reply_subject"],
-        "result": {
-            "pipeline": "panama_moths_2023",
-            "total_time": 0.5,
-            "source_images": [{"id": task["image_id"], "url": task["image_url"]}],
-            "detections": [],
-        },
-    }
-
-
-def error(task: dict[str, Any]) -> dict[str, Any]:
-    return {
-        "reply_subject": task["reply_subject"],
-        "result": {"error": "out of memory", "image_id": task["image_id"]},
-    }
 
 
 # 7.6
@@ -323,7 +290,7 @@ async def test_tasks_are_503_when_the_queue_is_down(
     failure: Exception,
 ) -> None:
     """Section 12: not an empty list, so that workers back off."""
-    job = await started_async_job(client)
+    job = await started_async_job(client, **ASYNC_JOB)
 
     async def down(*_: Any, **__: Any) -> list[Any]:
         raise failure
@@ -350,7 +317,7 @@ async def test_a_result_is_503_naming_the_job_when_the_broker_fails(
     failure: Exception,
 ) -> None:
     """Section 12: broker failure → 503 `{"status": "error", "job_id", "detail"}`."""
-    job = await started_async_job(client)
+    job = await started_async_job(client, **ASYNC_JOB)
     [task] = await take_tasks(client, job["id"], 1)
     if step == "record":
         send: Callable[[Command], Awaitable[Outcome]] = catalog.bus.send
@@ -383,7 +350,7 @@ async def test_tasks_of_a_started_job_whose_pipeline_was_removed_are_400(
     catalog: Stack, client: httpx.AsyncClient
 ) -> None:
     """Section 12: the job is async_api (fixed at creation) and active, but has no pipeline."""
-    job = await started_async_job(client)
+    job = await started_async_job(client, **ASYNC_JOB)
     changed = await client.patch(f"/api/v2/jobs/{job['id']}/", json={"pipeline_id": None})
     assert changed.status_code == 200, changed.text
     assert (changed.json()["pipeline"], changed.json()["dispatch_mode"]) == (None, "async_api")
@@ -477,7 +444,7 @@ async def test_a_fetch_that_delivers_no_task_adds_no_tasks_fetched_line(
 ) -> None:
     """Section 8: `Tasks fetched` is INFO only when tasks were delivered (DEBUG, so not kept,
     otherwise)."""
-    job = await started_async_job(client)
+    job = await started_async_job(client, **ASYNC_JOB)
     assert len(await take_tasks(client, job["id"], 4)) == 4
     assert await take_tasks(client, job["id"], 4) == []  # all four are with a worker
     await settled(catalog)
@@ -609,14 +576,14 @@ async def test_an_async_job_with_exactly_half_its_images_failed_succeeds(
     catalog: Stack, client: httpx.AsyncClient
 ) -> None:
     """Section 9: FAILURE only when failed/total is strictly greater than 0.5."""
-    job = await started_async_job(client)
+    job = await started_async_job(client, **ASYNC_JOB)
     tasks = await take_tasks(client, job["id"], 4)
     results = [error(tasks[0]), error(tasks[1]), success(tasks[2]), success(tasks[3])]
     posted = await client.post(f"/api/v2/jobs/{job['id']}/result/", json={"results": results})
     assert posted.status_code == 200, posted.text
     done = await wait_for(client, job["id"])
     assert done["status"] == "SUCCESS"
-    assert params(done, "process") == {
+    assert stage_params(done, "process") == {
         "processed": 4,
         "remaining": 0,
         "failed": 2,
@@ -633,7 +600,7 @@ async def test_a_result_whose_body_is_a_bare_list_is_400_expecting_a_dictionary(
     catalog: Stack, client: httpx.AsyncClient
 ) -> None:
     """Sections 12 and 1: the `non_field_errors` shape, with DRF's message."""
-    job = await started_async_job(client)
+    job = await started_async_job(client, **ASYNC_JOB)
     [task] = await take_tasks(client, job["id"], 1)
     response = await client.post(f"/api/v2/jobs/{job['id']}/result/", json=[success(task)])
     assert (response.status_code, response.json()) == (

@@ -12,7 +12,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
 from api.bootstrap import Stack
-from tests.conftest import create_job, served, settled, wait_for
+from tests.conftest import create_job, detection, served, settled, stage_params, wait_for
 
 IMAGES = [201, 202, 203, 204, 205]
 DETECTIONS = {"201": 0, "202": 1, "203": 2, "204": 3, "205": 1}  # per image; 2 labels each
@@ -38,21 +38,11 @@ class ProcessingService:
             "algorithms": {},
             "total_time": 0.5,
             "source_images": body["source_images"],
-            "detections": [detection(i) for i in images for _ in range(DETECTIONS[i])],
+            "detections": [
+                detection(i, ("moth", "not moth")) for i in images for _ in range(DETECTIONS[i])
+            ],
             "errors": None,
         }
-
-
-def detection(image_id: str) -> dict[str, Any]:
-    algorithm = {"name": "Moth detector", "key": "moth_detector"}
-    label = {"algorithm": algorithm, "scores": [0.9], "timestamp": "2026-12-03T10:00:00"}
-    return {
-        "source_image_id": image_id,
-        "bbox": {"x1": 0, "y1": 0, "x2": 10, "y2": 10},
-        "algorithm": algorithm,
-        "timestamp": "2026-12-03T10:00:00",
-        "classifications": [{**label, "classification": c} for c in ("moth", "not moth")],
-    }
 
 
 def catalog(service_url: str | None, async_workers: bool) -> dict[str, Any]:
@@ -83,14 +73,6 @@ async def service() -> AsyncIterator[tuple[ProcessingService, str]]:
         yield running, url
 
 
-def params_of(job: dict[str, Any], stage_key: str) -> dict[str, Any]:
-    stage = next(s for s in job["progress"]["stages"] if s["key"] == stage_key)
-    return {param["key"]: param["value"] for param in stage["params"]} | {
-        "status": stage["status"],
-        "progress": stage["progress"],
-    }
-
-
 async def test_a_sync_job_sends_its_images_in_batches_to_the_processing_service(
     stack: Stack, client: httpx.AsyncClient, service: tuple[ProcessingService, str]
 ) -> None:
@@ -106,14 +88,14 @@ async def test_a_sync_job_sends_its_images_in_batches_to_the_processing_service(
         {"id": str(i), "url": f"https://example.org/{i}.jpg"} for i in IMAGES
     ]
     assert {r["pipeline"] for r in running.requests} == {"moths_2026"}
-    assert params_of(job, "process") == {
+    assert stage_params(job, "process") == {
         "processed": 5,
         "remaining": 0,
         "failed": 0,
         "status": "SUCCESS",
         "progress": 1.0,
     }
-    assert params_of(job, "results") == {
+    assert stage_params(job, "results") == {
         "captures": 5,
         "detections": 7,
         "classifications": 14,
@@ -131,14 +113,14 @@ async def test_a_sync_job_whose_service_fails_for_most_images_fails(
         created = await create_job(client, **PIPELINE_JOB, shuffle=False)
         job = await wait_for(client, created["id"])
     assert job["status"] == "FAILURE"
-    assert params_of(job, "process") == {
+    assert stage_params(job, "process") == {
         "processed": 5,
         "remaining": 0,
         "failed": 4,
         "status": "FAILURE",
         "progress": 1.0,
     }
-    assert params_of(job, "results")["detections"] == 1  # image 205 answered
+    assert stage_params(job, "results")["detections"] == 1  # image 205 answered
     errors = job["logs"]["stderr"]
     assert errors[0] == (
         f'Job #{job["id"]} "Trest" failed: Failed to process more than 50% of images'
@@ -228,7 +210,7 @@ async def test_an_image_without_a_url_fails_the_job_at_collect(
     job = await wait_for(client, (await create_job(client, **PIPELINE_JOB, limit=None))["id"])
     assert job["status"] == "FAILURE"
     assert job["finished_at"] is not None
-    assert params_of(job, "collect") == {
+    assert stage_params(job, "collect") == {
         "total_images": 5,
         "status": "FAILURE",
         "progress": 0.0,

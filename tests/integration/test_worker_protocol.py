@@ -9,9 +9,17 @@ import pytest
 from api.app import in_process_client
 from api.bootstrap import Stack
 from domain.permissions import ProjectRole
-from tests.conftest import create_job, settled, wait_for
+from tests.conftest import (
+    create_job,
+    settled,
+    stage_params,
+    started_async_job,
+    success,
+    wait_for,
+)
 
 IMAGES = [101, 102, 103, 104]
+COLLECTION = 20
 
 
 @pytest.fixture
@@ -28,59 +36,12 @@ async def worker(stack: Stack) -> AsyncIterator[httpx.AsyncClient]:
         yield client
 
 
-def success(task: dict[str, Any], detections: int = 2) -> dict[str, Any]:
-    return {
-        "reply_subject": task["reply_subject"],
-        "result": {
-            "pipeline": "panama_moths_2023",
-            "total_time": 1.5,
-            "source_images": [{"id": task["image_id"], "url": task["image_url"]}],
-            "detections": [
-                {
-                    "source_image_id": task["image_id"],
-                    "bbox": {"x1": 0, "y1": 0, "x2": 10, "y2": 10},
-                    "algorithm": {"name": "detector", "key": "detector"},
-                    "timestamp": "2026-12-03T10:00:00",
-                    "classifications": [
-                        {
-                            "classification": "moth",
-                            "scores": [0.9],
-                            "algorithm": {"name": "classifier", "key": "classifier"},
-                            "timestamp": "2026-12-03T10:00:00",
-                        }
-                    ],
-                }
-                for _ in range(detections)
-            ],
-        },
-    }
-
-
-def params(job: dict[str, Any], stage: str) -> dict[str, Any]:
-    found = next(s for s in job["progress"]["stages"] if s["key"] == stage)
-    return {p["key"]: p["value"] for p in found["params"]} | {
-        "status": found["status"],
-        "progress": found["progress"],
-    }
-
-
-async def started_async_job(client: httpx.AsyncClient, **changes: Any) -> dict[str, Any]:
-    created = await create_job(
-        client, delay=0, source_image_collection_id=20, limit=None, **changes
-    )
-    assert created["dispatch_mode"] == "async_api"
-    job = await wait_for(client, created["id"], {"STARTED"})
-    while params(job, "collect")["status"] != "SUCCESS":
-        job = (await client.get(f"/api/v2/jobs/{job['id']}/")).json()
-    return job
-
-
 async def test_a_worker_takes_every_task_and_its_results_finish_the_job(
     stack: Stack, client: httpx.AsyncClient, worker: httpx.AsyncClient
 ) -> None:
-    job = await started_async_job(client)
-    assert params(job, "collect") == {"total_images": 4, "status": "SUCCESS", "progress": 1.0}
-    assert params(job, "process")["remaining"] == 4
+    job = await started_async_job(client, source_image_collection_id=COLLECTION)
+    assert stage_params(job, "collect") == {"total_images": 4, "status": "SUCCESS", "progress": 1.0}
+    assert stage_params(job, "process")["remaining"] == 4
 
     poll = await worker.get(
         "/api/v2/jobs",
@@ -123,14 +84,14 @@ async def test_a_worker_takes_every_task_and_its_results_finish_the_job(
 
     middle = (await client.get(f"/api/v2/jobs/{job['id']}/")).json()
     assert middle["status"] == "STARTED"
-    assert params(middle, "process") == {
+    assert stage_params(middle, "process") == {
         "processed": 3,
         "remaining": 1,
         "failed": 1,
         "status": "STARTED",
         "progress": 0.75,
     }
-    assert params(middle, "results") == {
+    assert stage_params(middle, "results") == {
         "captures": 2,
         "detections": 3,
         "classifications": 3,
@@ -150,8 +111,8 @@ async def test_a_worker_takes_every_task_and_its_results_finish_the_job(
     done = await wait_for(client, job["id"])
     assert done["status"] == "SUCCESS"
     assert done["progress"]["summary"] == {"status": "SUCCESS", "progress": 1.0}
-    assert params(done, "results")["captures"] == 3
-    assert params(done, "results")["detections"] == 5
+    assert stage_params(done, "results")["captures"] == 3
+    assert stage_params(done, "results")["detections"] == 5
     drained = await worker.post(f"/api/v2/jobs/{job['id']}/tasks/", json={"batch_size": 1})
     assert drained.json() == {"tasks": []}
     await settled(stack)
@@ -160,7 +121,7 @@ async def test_a_worker_takes_every_task_and_its_results_finish_the_job(
 async def test_more_than_half_failed_is_a_failure(
     client: httpx.AsyncClient, worker: httpx.AsyncClient
 ) -> None:
-    job = await started_async_job(client)
+    job = await started_async_job(client, source_image_collection_id=COLLECTION)
     tasks = (await worker.post(f"/api/v2/jobs/{job['id']}/tasks/", json={"batch_size": 4})).json()
     results = [
         {"reply_subject": t["reply_subject"], "result": {"error": "bad", "image_id": t["image_id"]}}
@@ -169,7 +130,7 @@ async def test_more_than_half_failed_is_a_failure(
     await worker.post(f"/api/v2/jobs/{job['id']}/result/", json={"results": results})
     done = await wait_for(client, job["id"])
     assert done["status"] == "FAILURE"
-    assert params(done, "process")["status"] == "FAILURE"
+    assert stage_params(done, "process")["status"] == "FAILURE"
 
 
 async def test_limit_cuts_the_images_and_is_shown(
@@ -177,21 +138,21 @@ async def test_limit_cuts_the_images_and_is_shown(
 ) -> None:
     created = await create_job(client, delay=0, source_image_collection_id=20, limit=2)
     job = await wait_for(client, created["id"], {"STARTED"})
-    while params(job, "collect")["status"] != "SUCCESS":
+    while stage_params(job, "collect")["status"] != "SUCCESS":
         job = (await client.get(f"/api/v2/jobs/{created['id']}/")).json()
-    assert params(job, "collect") == {
+    assert stage_params(job, "collect") == {
         "total_images": 4,
         "limit": 2,
         "status": "SUCCESS",
         "progress": 1.0,
     }
-    assert params(job, "process")["remaining"] == 2
+    assert stage_params(job, "process")["remaining"] == 2
 
 
 async def test_cancel_of_an_async_job_revokes_it_at_once_and_empties_its_queue(
     client: httpx.AsyncClient, worker: httpx.AsyncClient
 ) -> None:
-    job = await started_async_job(client)
+    job = await started_async_job(client, source_image_collection_id=COLLECTION)
     cancelled = (await client.post(f"/api/v2/jobs/{job['id']}/cancel/")).json()
     assert cancelled["status"] == "REVOKED"
     tasks = await worker.post(f"/api/v2/jobs/{job['id']}/tasks/", json={"batch_size": 4})
@@ -261,7 +222,7 @@ async def test_an_empty_result_list_is_accepted(
 async def test_a_result_counts_for_its_tasks_image_whatever_it_names(
     client: httpx.AsyncClient, worker: httpx.AsyncClient
 ) -> None:
-    job = await started_async_job(client)
+    job = await started_async_job(client, source_image_collection_id=COLLECTION)
     tasks = (await worker.post(f"/api/v2/jobs/{job['id']}/tasks/", json={"batch_size": 2})).json()
     first, second = tasks["tasks"]
     wrong_image = success(first)
@@ -274,8 +235,8 @@ async def test_a_result_counts_for_its_tasks_image_whatever_it_names(
         f"/api/v2/jobs/{job['id']}/result/", json={"results": [wrong_image, error_elsewhere]}
     )
     after = (await client.get(f"/api/v2/jobs/{job['id']}/")).json()
-    assert params(after, "process")["processed"] == 2
-    assert params(after, "process")["failed"] == 1
+    assert stage_params(after, "process")["processed"] == 2
+    assert stage_params(after, "process")["failed"] == 1
     assert after["logs"]["stderr"][0] == (
         f"Pipeline returned error for job {job['id']}, image {second['image_id']}: bad"
     )
@@ -284,7 +245,7 @@ async def test_a_result_counts_for_its_tasks_image_whatever_it_names(
 async def test_a_forged_reply_subject_is_400_and_records_nothing(
     client: httpx.AsyncClient, worker: httpx.AsyncClient
 ) -> None:
-    job = await started_async_job(client)
+    job = await started_async_job(client, source_image_collection_id=COLLECTION)
     forged = f"$JS.ACK.JOBS_TASKS.job-{job['id']}-a1.1.999.999.1.0"
     response = await worker.post(
         f"/api/v2/jobs/{job['id']}/result/",
@@ -309,7 +270,7 @@ async def test_a_huge_batch_size_is_400(worker: httpx.AsyncClient) -> None:
 async def test_workers_calls_are_logged_naming_the_token_by_its_first_characters(
     stack: Stack, client: httpx.AsyncClient, worker: httpx.AsyncClient
 ) -> None:
-    job = await started_async_job(client)
+    job = await started_async_job(client, source_image_collection_id=COLLECTION)
     token = worker.headers["authorization"].removeprefix("Token ")
     tasks = (await worker.post(f"/api/v2/jobs/{job['id']}/tasks/", json={"batch_size": 2})).json()
     await worker.post(
