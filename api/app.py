@@ -26,7 +26,7 @@ from nats.js.errors import NotFoundError
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from api.auth import caller, require
-from api.bodies import JobBody, check_references, field_errors, read_body, validated
+from api.bodies import JobBody, body_doc, check_references, field_errors, read_body, validated
 from api.bootstrap import Stack
 from api.catalog_routes import add_catalog_routes
 from api.errors import NOT_FOUND, ApiError
@@ -78,20 +78,7 @@ BAD_TIME = (
     "Datetime has wrong format. Use one of these formats instead:"
     " YYYY-MM-DDThh:mm[:ss[.uuuuuu]][+HH:MM|-HH:MM|Z]."
 )
-# The body is read by hand (JSON, form or multipart), so its schema is declared here.
-JOB_BODY_DOC: dict[str, Any] = {
-    "requestBody": {
-        "content": {
-            media: {"schema": JobBody.model_json_schema()}
-            for media in (
-                "application/json",
-                "application/x-www-form-urlencoded",
-                "multipart/form-data",
-            )
-        },
-        "required": True,
-    }
-}
+JOB_BODY_DOC = body_doc(JobBody)
 
 VERSION = "0.1.0"
 

@@ -11,12 +11,13 @@ from typing import Annotated, Any
 from fastapi import Depends, FastAPI, Request
 
 from api.auth import require
-from api.bodies import read_body, validated
+from api.bodies import body_doc, read_body, validated
 from api.bootstrap import Stack
 from api.catalog_io import Entries, projected
 from api.errors import NOT_FOUND, ApiError
 from api.job_json import JobRenderer
 from api.list_query import page_envelope, positive_or
+from api.schemas import CATALOG_DETAILS, Page
 from domain.catalog import FIELDS, KINDS, referenced
 from domain.commands import MAX_ID, CatalogKind, SaveCatalogObject
 from domain.permissions import ANONYMOUS, User
@@ -120,7 +121,14 @@ def add_catalog_routes(app: FastAPI, stack: Stack, renderer: Callable[..., JobRe
     def routes_for(kind: CatalogKind, path: str) -> None:
         noun = kind.rstrip("s")
 
-        @app.get(f"/api/v2/{path}/", summary=f"List the catalog's {kind}", tags=["catalog"])
+        detail_model = CATALOG_DETAILS[kind]
+
+        @app.get(
+            f"/api/v2/{path}/",
+            summary=f"List the catalog's {kind}",
+            tags=["catalog"],
+            response_model=Page[detail_model],  # type: ignore[valid-type]
+        )
         def list_objects(request: Request, render: Renderer) -> dict[str, Any]:
             limit = positive_or(request.query_params.get("limit"), PAGE_SIZE, minimum=1)
             offset = positive_or(request.query_params.get("offset"), 0, minimum=0)
@@ -135,21 +143,45 @@ def add_catalog_routes(app: FastAPI, stack: Stack, renderer: Callable[..., JobRe
                 "results": visible[offset : offset + limit],
             }
 
-        @app.get(f"/api/v2/{path}/{{object_id}}/", summary=f"A {noun}", tags=["catalog"])
+        @app.get(
+            f"/api/v2/{path}/{{object_id}}/",
+            summary=f"A {noun}",
+            tags=["catalog"],
+            response_model=detail_model,
+        )
         def get_object(object_id: int, render: Renderer) -> dict[str, Any]:
             return found(render, kind, object_id)
 
-        @app.post(f"/api/v2/{path}/", status_code=201, summary=f"Create a {noun}", tags=["catalog"])
+        @app.post(
+            f"/api/v2/{path}/",
+            status_code=201,
+            summary=f"Create a {noun}",
+            tags=["catalog"],
+            response_model=detail_model,
+            openapi_extra=body_doc(FIELDS[kind]),
+        )
         async def create_object(request: Request, render: Renderer) -> dict[str, Any]:
             return await save(request, render, kind, None)
 
-        @app.put(f"/api/v2/{path}/{{object_id}}/", summary=f"Replace a {noun}", tags=["catalog"])
+        @app.put(
+            f"/api/v2/{path}/{{object_id}}/",
+            summary=f"Replace a {noun}",
+            tags=["catalog"],
+            response_model=detail_model,
+            openapi_extra=body_doc(FIELDS[kind]),
+        )
         async def replace_object(
             object_id: int, request: Request, render: Renderer
         ) -> dict[str, Any]:
             return await save(request, render, kind, object_id)
 
-        @app.patch(f"/api/v2/{path}/{{object_id}}/", summary=f"Change a {noun}", tags=["catalog"])
+        @app.patch(
+            f"/api/v2/{path}/{{object_id}}/",
+            summary=f"Change a {noun}",
+            tags=["catalog"],
+            response_model=detail_model,
+            openapi_extra=body_doc(FIELDS[kind]),
+        )
         async def change_object(
             object_id: int, request: Request, render: Renderer
         ) -> dict[str, Any]:

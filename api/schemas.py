@@ -4,9 +4,20 @@ The API builds its JSON by hand (api/job_json.py) to match Antenna's field for f
 these models describe that JSON, and a test checks that real responses validate.
 """
 
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from pydantic import BaseModel, ConfigDict
+
+from domain.catalog import (
+    CaptureFields,
+    CollectionFields,
+    DeploymentFields,
+    ExportFields,
+    PipelineFields,
+    ProjectFields,
+    ServiceFields,
+)
+from domain.commands import CatalogKind
 
 
 class Strict(BaseModel):
@@ -81,6 +92,15 @@ class JobType(Strict):
     key: str
 
 
+class DataExport(Strict):
+    id: int
+    user: int
+    project: int
+    format: str
+    filters: dict[str, Any] | None
+    file_url: str | None
+
+
 class JobListItem(Strict):
     id: int
     details: str
@@ -102,7 +122,7 @@ class JobListItem(Strict):
     progress: Progress
     logs: Logs
     job_type: JobType
-    data_export: dict[str, Any] | None
+    data_export: DataExport | None
     dispatch_mode: str
     user_permissions: list[str]
 
@@ -123,3 +143,71 @@ class JobPage(Strict):
     previous: str | None
     results: list[JobListItem] | list[IdsOnlyItem]
     user_permissions: list[str]
+
+
+# The catalog's objects at their `details` URLs: the nested shape and the other fields.
+
+FORBID = ConfigDict(extra="forbid")
+
+
+class ShortJob(Strict):
+    """A job as captures, collections and deployments list it."""
+
+    id: int
+    details: str
+    status: str
+    job_type: JobType
+    created_at: str
+    updated_at: str
+
+
+class ProjectDetail(NamedObject, ProjectFields):
+    model_config = FORBID
+
+
+class DeploymentDetail(NamedObject, DeploymentFields):
+    model_config = FORBID
+    jobs: list[ShortJob]
+
+
+class CollectionDetail(Collection, CollectionFields):
+    model_config = FORBID
+    jobs: list[ShortJob]
+
+
+class CaptureDetail(Capture, CaptureFields):
+    model_config = FORBID
+    jobs: list[ShortJob]
+
+
+class PipelineDetail(Pipeline, PipelineFields):
+    model_config = FORBID
+
+
+class ServiceDetail(NamedObject, ServiceFields):
+    model_config = FORBID
+    last_seen: str | None
+
+
+class ExportDetail(DataExport, ExportFields):
+    model_config = FORBID
+
+
+CATALOG_DETAILS: dict[CatalogKind, type[BaseModel]] = {
+    "projects": ProjectDetail,
+    "deployments": DeploymentDetail,
+    "collections": CollectionDetail,
+    "captures": CaptureDetail,
+    "pipelines": PipelineDetail,
+    "services": ServiceDetail,
+    "exports": ExportDetail,
+}
+
+Item = TypeVar("Item", bound=BaseModel)
+
+
+class Page(Strict, Generic[Item]):
+    count: int
+    next: str | None
+    previous: str | None
+    results: list[Item]

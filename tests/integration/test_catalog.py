@@ -321,3 +321,25 @@ async def test_a_job_shows_the_data_export_it_makes(client: httpx.AsyncClient) -
     }
     listed = (await client.get("/api/v2/jobs/", params={"job_type_key": "data_export"})).json()
     assert [item["data_export"] for item in listed["results"]] == [shown]
+
+
+async def test_the_openapi_document_describes_each_kind_and_its_bodies(
+    client: httpx.AsyncClient,
+) -> None:
+    document = (await client.get("/openapi.json")).json()
+    paths, schemas = document["paths"], document["components"]["schemas"]
+    detail = paths["/api/v2/ml/pipelines/{object_id}/"]["get"]["responses"]["200"]
+    assert detail["content"]["application/json"]["schema"] == {
+        "$ref": "#/components/schemas/PipelineDetail"
+    }
+    assert set(schemas["PipelineDetail"]["properties"]) == set(
+        (await client.get("/api/v2/ml/pipelines/1/")).json()
+    )
+    body = paths["/api/v2/ml/pipelines/"]["post"]["requestBody"]["content"]
+    assert set(body) == {
+        "application/json",
+        "application/x-www-form-urlencoded",
+        "multipart/form-data",
+    }
+    assert body["application/json"]["schema"]["required"] == ["name", "slug"]
+    assert set(paths) >= {f"/api/v2/{path}/" for path in PATHS.values()}
