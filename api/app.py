@@ -533,10 +533,13 @@ def build_app(stack: Stack) -> FastAPI:
             catalog = stack.catalog.current()
             background.add_task(heartbeats.seen, catalog, pipelines, view["project_id"])
 
-    async def note(job_id: int, message: str) -> None:
-        """A log line about workers' calls; losing one must not fail the call."""
+    async def note(job_id: int, message: str) -> int:
+        """A log line about workers' calls, and its position; losing one must not fail the
+        call (position 0)."""
         with contextlib.suppress(TimeoutError):
-            await stack.bus.send(NoteWorkerActivity(job_id=job_id, message=message))
+            outcome = await stack.bus.send(NoteWorkerActivity(job_id=job_id, message=message))
+            return outcome.position or 0
+        return 0
 
     @app.post("/api/v2/jobs/{job_id}/result/", summary="Record workers' results of tasks")
     async def record_results(
@@ -565,11 +568,11 @@ def build_app(stack: Stack) -> FastAPI:
             with contextlib.suppress(NatsError):
                 await connection(stack.broker).publish(subject, b"+ACK")
             positions.append(outcome.position or 0)
-            await note(
-                job_id,
+            line = (
                 f"Queued pipeline result: task_id={command.command_id}, reply_subject={subject},"
-                f" {request.state.caller}",
+                f" {request.state.caller}"
             )
+            positions.append(await note(job_id, line))
         await wait_for_projection(max(positions, default=None))
         receipts = [
             {
