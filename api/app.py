@@ -29,7 +29,7 @@ from api.auth import caller, require
 from api.bodies import JobBody, body_doc, check_references, field_errors, read_body, validated
 from api.bootstrap import Stack
 from api.catalog_routes import add_catalog_routes
-from api.errors import NOT_FOUND, ApiError
+from api.errors import NOT_FOUND, ApiError, send_command
 from api.heartbeats import Heartbeats
 from api.job_json import JobRenderer, duration
 from api.list_query import OPENAPI_PARAMETERS, lenient_bool, list_query, page_envelope
@@ -166,11 +166,7 @@ def build_app(stack: Stack) -> FastAPI:
             await asyncio.sleep(0.01)
 
     async def send(command: Command) -> Outcome:
-        try:
-            return await stack.bus.send(command)
-        except TimeoutError as error:
-            detail = "The command handler did not answer in time."
-            raise ApiError(503, {"detail": detail}) from error
+        return await send_command(stack.bus, command)
 
     async def act(
         command: Command,

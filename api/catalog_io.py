@@ -43,7 +43,7 @@ SEED_CATALOG: Entries = {
 def read_catalog_file(path: Path) -> Entries:
     """The kinds and objects of a JSON or YAML file (YAML is a superset of JSON)."""
     entries = yaml.safe_load(path.read_text())
-    if not isinstance(entries, dict) or not all(isinstance(v, list) for v in entries.values()):
+    if not isinstance(entries, dict):
         raise ValueError(f"{path}: expected a mapping of kinds to lists of objects")
     return entries
 
@@ -52,6 +52,8 @@ def checked(entries: Entries, catalog: CatalogSnapshot) -> list[SaveCatalogObjec
     """One command per object, in the order of KINDS; ValueError names the first bad one."""
     if unknown := set(entries) - set(KINDS):
         raise ValueError(f"unknown catalog kind {sorted(unknown)[0]!r}; known: {', '.join(KINDS)}")
+    if not_lists := [kind for kind, items in entries.items() if not isinstance(items, list)]:
+        raise ValueError(f"{not_lists[0]}: expected a list of objects")
     known = {(kind, object_id) for kind in KINDS for object_id in catalog.objects[kind]}
     commands = []
     for kind in KINDS:

@@ -14,7 +14,7 @@ from api.auth import require
 from api.bodies import body_doc, read_body, validated
 from api.bootstrap import Stack
 from api.catalog_io import Entries, projected
-from api.errors import NOT_FOUND, ApiError
+from api.errors import HANDLER_TIMEOUT, NOT_FOUND, ApiError, send_command
 from api.job_json import JobRenderer
 from api.list_query import page_envelope, positive_or
 from api.schemas import CATALOG_DETAILS, Page
@@ -111,7 +111,7 @@ def add_catalog_routes(app: FastAPI, stack: Stack, renderer: Callable[..., JobRe
             partial=partial,
             actor=render.user.email,
         )
-        outcome = await stack.bus.send(command)
+        outcome = await send_command(stack.bus, command)
         if not outcome.accepted or outcome.object_id is None:
             raise ApiError(400, [outcome.reason])
         await projected(stack.read_store, outcome.position or 0, stack.settings.command_timeout)
@@ -200,3 +200,5 @@ def add_catalog_routes(app: FastAPI, stack: Stack, renderer: Callable[..., JobRe
             return await stack.save_catalog(entries, render.user.email)
         except ValueError as error:
             raise ApiError(400, [str(error)]) from None
+        except TimeoutError as error:
+            raise ApiError(503, HANDLER_TIMEOUT) from error

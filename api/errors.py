@@ -2,7 +2,12 @@
 
 from typing import Any
 
+from domain.commands import Command
+from domain.envelope import Outcome
+from infra.bus import CommandBus
+
 NOT_FOUND = {"detail": "Not found."}
+HANDLER_TIMEOUT = {"detail": "The command handler did not answer in time."}
 
 
 class ApiError(Exception):
@@ -10,3 +15,11 @@ class ApiError(Exception):
         self.status_code = status_code
         self.body = body
         self.headers = headers
+
+
+async def send_command(bus: CommandBus, command: Command) -> Outcome:
+    """Send a command and await its outcome; 503 when the handler does not answer in time."""
+    try:
+        return await bus.send(command)
+    except TimeoutError as error:
+        raise ApiError(503, HANDLER_TIMEOUT) from error

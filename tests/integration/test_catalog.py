@@ -105,6 +105,7 @@ async def test_an_unknown_catalog_object_is_404(client: httpx.AsyncClient) -> No
     ("entries", "problem"),
     [
         ({"planets": [{"id": 1}]}, "unknown catalog kind 'planets'"),
+        ({"projects": {"id": 30, "name": "Fine"}}, "projects: expected a list of objects"),
         ({"projects": [{"name": "no id"}]}, "every projects entry needs an integer id"),
         (
             {"projects": [{"id": 30, "name": "Fine"}, {"id": 31, "draft": "maybe"}]},
