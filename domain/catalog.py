@@ -221,6 +221,3 @@ class CatalogNumbers(Aggregate):
     @event("Taken")
     def take(self, object_id: int) -> None:
         self.last = max(self.last, object_id)
-
-
-CATALOG_EVENT_TYPES = frozenset({"CatalogObjectCreated", "CatalogObjectChanged", "ServiceSeen"})
