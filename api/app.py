@@ -59,6 +59,7 @@ from domain.job import JOB_EVENT_TYPES
 from domain.permissions import User, run_permission
 from domain.pipeline_results import record_result
 from domain.statuses import ACTIVE, FINAL, JobStatus
+from handlers.runner import throughput
 from infra.asyncapi import bus_document
 from infra.bus import TASKS_STREAM, connection, event_subject, jetstream, task_subject
 from infra.catalog import CatalogSnapshot
@@ -555,6 +556,7 @@ def build_app(stack: Stack) -> FastAPI:
         except (TimeoutError, NatsError) as error:
             raise queue_unavailable(job_id) from error
         positions = []
+        latest = None  # the job after the last result
         for subject, command in commands.items():
             try:
                 outcome = await stack.bus.send(command)  # late: refused, and still acknowledged
@@ -564,11 +566,14 @@ def build_app(stack: Stack) -> FastAPI:
             with contextlib.suppress(NatsError):
                 await connection(stack.broker).publish(subject, b"+ACK")
             positions.append(outcome.position or 0)
+            latest = outcome.job
             line = (
                 f"Queued pipeline result: task_id={command.command_id}, reply_subject={subject},"
                 f" {request.state.caller}"
             )
             positions.append(await note(job_id, line))
+        if progress := throughput(latest):
+            positions.append(await note(job_id, progress))
         await wait_for_projection(max(positions, default=None))
         receipts = [
             {

@@ -2,6 +2,7 @@
 processed, failed and counted in the results, and the process and results stages they make.
 """
 
+from datetime import datetime
 from typing import Any
 
 from domain.progress import Stage, update_stage
@@ -47,3 +48,35 @@ def _tallied(
     progress = max(progress, stage["progress"])
     status = tally_status(stage["status"], progress, failed, total)
     return {**update_stage(stage, params), "progress": progress, "status": status}
+
+
+def throughput_line(
+    job_id: int, started_at: datetime | None, now: datetime, stages: list[Stage]
+) -> str | None:
+    """Antenna's progress line for a pipeline job (CONTRACT.md section 8), from its process
+    stage; None before it started, or in its first 3 s."""
+    process = next((stage for stage in stages if stage["key"] == "process"), None)
+    if started_at is None or process is None:
+        return None
+    elapsed = (now - started_at).total_seconds()
+    params = {param["key"]: param["value"] for param in process["params"]}
+    processed, remaining = params.get("processed"), params.get("remaining")
+    if elapsed < 3 or not isinstance(processed, int) or not isinstance(remaining, int):
+        return None
+    total = processed + remaining
+    rate = processed / (elapsed / 60)
+    if processed == 0:
+        pace = "rate=0.0 imgs/min, ETA=unknown"
+    else:
+        pace = f"rate={rate:.1f} imgs/min, ETA={_duration((total - processed) / rate * 60)}"
+    return (
+        f"Job {job_id} throughput: elapsed={_duration(elapsed)},"
+        f" processed={processed}/{total}, {pace}"
+    )
+
+
+def _duration(seconds: float) -> str:
+    """`<M>m <SS>s`, or `<H>h <MM>m <SS>s` from an hour on."""
+    minutes, secs = divmod(round(seconds), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}h {minutes:02d}m {secs:02d}s" if hours else f"{minutes}m {secs:02d}s"

@@ -95,6 +95,7 @@ def job_brief(job: Job) -> dict[str, Any]:
         "source_image_collection_id": job.spec["source_image_collection_id"],
         "source_image_single_id": job.spec["source_image_single_id"],
         "dispatch_mode": job.dispatch_mode,
+        "started_at": job.started_at.isoformat() if job.started_at else None,
         "stages": job.progress["stages"],
         "pending_images": [image for image, state in job.images.items() if state == PENDING],
     }

@@ -37,6 +37,7 @@ from domain.commands import (
     RunnerReport,
 )
 from domain.envelope import EventEnvelope, Outcome
+from domain.image_tally import throughput_line
 from domain.job_types import DONE_MOOD, RUNNING_MOOD
 from domain.pipeline_results import PipelineError, PipelineResult, of_image, record_result
 from domain.statuses import FINAL, JobStatus
@@ -237,11 +238,13 @@ class JobRun:
                 batch = image_ids[start : start + size]
                 answers = await self._call_service(http, service, pipeline["slug"], batch)
                 for image_id, answer in answers.items():
-                    await self.send_command(
+                    outcome = await self.send_command(
                         record_result(
                             self.job["id"], self.job["attempt"], image_id, answer, self.runner
                         )
                     )
+                if line := throughput(outcome.job):
+                    await self.send(AppendLog, message=line)
 
     async def _call_service(
         self, http: httpx.AsyncClient, service: dict[str, Any], slug: str, batch: list[str]
@@ -395,6 +398,14 @@ class Runner:
         finally:
             heartbeat.cancel()
             await cancel_requests.unsubscribe()
+
+
+def throughput(job: dict[str, Any] | None) -> str | None:
+    """The throughput line of a running pipeline job, from a command's outcome."""
+    if job is None or job["status"] != JobStatus.STARTED or job["started_at"] is None:
+        return None
+    started_at = datetime.fromisoformat(job["started_at"])
+    return throughput_line(job["id"], started_at, datetime.now(UTC), job["stages"])
 
 
 def _first_line(error: Exception) -> str:

@@ -2,6 +2,8 @@
 service that jobledger calls (sync_api), or to workers that pull tasks (async_api), whose
 liveness their calls record."""
 
+import asyncio
+import re
 import time
 from collections.abc import AsyncIterator
 from typing import Any
@@ -12,7 +14,17 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
 from api.bootstrap import Stack
-from tests.conftest import create_job, detection, served, settled, stage_params, wait_for
+from tests.conftest import (
+    create_job,
+    detection,
+    served,
+    settled,
+    stage_params,
+    started_async_job,
+    success,
+    take_tasks,
+    wait_for,
+)
 
 IMAGES = [201, 202, 203, 204, 205]
 DETECTIONS = {"201": 0, "202": 1, "203": 2, "204": 3, "205": 1}  # per image; 2 labels each
@@ -218,3 +230,21 @@ async def test_an_image_without_a_url_fails_the_job_at_collect(
     assert job["logs"]["stderr"] == [
         f'Job #{job["id"]} "Trest" failed: Images without a URL cannot be processed: 203'
     ]
+
+
+async def test_results_after_the_first_seconds_log_the_jobs_throughput(
+    stack: Stack, client: httpx.AsyncClient
+) -> None:
+    await stack.save_catalog(catalog(None, async_workers=True))
+    job = await started_async_job(client, **PIPELINE_JOB)
+    await asyncio.sleep(3)  # the line starts after 3 s, as Antenna's
+    tasks = await take_tasks(client, job["id"], 1)
+    await client.post(f"/api/v2/jobs/{job['id']}/result/", json={"results": [success(tasks[0])]})
+    lines = (await client.get(f"/api/v2/jobs/{job['id']}/")).json()["logs"]["stdout"]
+    throughput = [line.split("] ", 1)[1] for line in lines if "throughput" in line]
+    assert len(throughput) == 1
+    assert re.fullmatch(
+        rf"INFO Job {job['id']} throughput: elapsed=0m 0\ds, processed=1/5,"
+        r" rate=\d+\.\d imgs/min, ETA=0m \d\ds",
+        throughput[0],
+    ), throughput

@@ -1,4 +1,7 @@
-"""The counters of async jobs: processed, remaining, failed, and the half-failed threshold."""
+"""The counters of pipeline jobs: processed, remaining, failed, the half-failed threshold,
+and the throughput line."""
+
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -9,9 +12,11 @@ from domain.image_tally import (
     process_stage,
     results_stage,
     tally_status,
+    throughput_line,
     too_many_failed,
 )
 from domain.job_types import ml_stages
+from domain.progress import Stage, update_stage
 
 
 @pytest.mark.parametrize(
@@ -65,3 +70,48 @@ def test_the_results_stage_counts_each_image_once_and_failures_as_done() -> None
 
 def test_no_images_means_done() -> None:
     assert process_stage(ml_stages()[1], {})["progress"] == 1.0
+
+
+def process_with(processed: object, remaining: object) -> list[Stage]:
+    stage = ml_stages()[1]
+    return [update_stage(stage, {"processed": processed, "remaining": remaining})]
+
+
+START = datetime(2026, 12, 3, 10, 0, tzinfo=UTC)
+
+
+@pytest.mark.parametrize(
+    ("elapsed", "processed", "remaining", "line"),
+    [
+        (
+            300,
+            10,
+            90,
+            "Job 7 throughput: elapsed=5m 00s, processed=10/100, rate=2.0 imgs/min, ETA=45m 00s",
+        ),
+        (
+            3725,
+            0,
+            50,
+            "Job 7 throughput: elapsed=1h 02m 05s, processed=0/50, rate=0.0 imgs/min, ETA=unknown",
+        ),
+        (
+            90,
+            3,
+            4,
+            "Job 7 throughput: elapsed=1m 30s, processed=3/7, rate=2.0 imgs/min, ETA=2m 00s",
+        ),
+        (2.9, 3, 4, None),  # too early to say
+        (90, "", "", None),  # nothing queued yet
+    ],
+)
+def test_the_throughput_line_says_rate_and_eta_as_antenna_does(
+    elapsed: float, processed: object, remaining: object, line: str | None
+) -> None:
+    now = START + timedelta(seconds=elapsed)
+    assert throughput_line(7, START, now, process_with(processed, remaining)) == line
+
+
+def test_no_throughput_line_before_the_job_started_or_without_a_process_stage() -> None:
+    assert throughput_line(7, None, START, process_with(1, 1)) is None
+    assert throughput_line(7, START, START + timedelta(minutes=5), []) is None
