@@ -26,7 +26,15 @@ from nats.js.errors import NotFoundError
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from api.auth import caller, require
-from api.bodies import JobBody, body_doc, check_references, field_errors, read_body, validated
+from api.bodies import (
+    BAD_TIME,
+    JobBody,
+    body_doc,
+    check_references,
+    field_errors,
+    read_body,
+    validated,
+)
 from api.bootstrap import Stack
 from api.catalog_routes import add_catalog_routes
 from api.errors import NOT_FOUND, ApiError, send_command
@@ -75,10 +83,6 @@ from projections.views import JobQuery
 LOGS_LIMIT = 1000
 NO_ASYNC_WAIT = 600.0  # seconds a `?no_async` run or retry waits for the job to end
 HISTORY_PAGE = 1000
-BAD_TIME = (
-    "Datetime has wrong format. Use one of these formats instead:"
-    " YYYY-MM-DDThh:mm[:ss[.uuuuuu]][+HH:MM|-HH:MM|Z]."
-)
 JOB_BODY_DOC = body_doc(JobBody)
 
 VERSION = "0.1.0"
@@ -508,6 +512,7 @@ def build_app(stack: Stack) -> FastAPI:
                 job_id,
                 f"Tasks requested for non-active job (status={view['status']}); returning empty."
                 f" {request.state.caller}",
+                user.email,
             )
             return {"tasks": []}
         if view["pipeline_id"] is None:
@@ -521,6 +526,7 @@ def build_app(stack: Stack) -> FastAPI:
                 job_id,
                 f"Tasks fetched: requested={wanted.batch_size}, delivered={len(messages)},"
                 f" {request.state.caller}",
+                user.email,
             )
         return {"tasks": [{**json.loads(m.data), "reply_subject": m.reply} for m in messages]}
 
@@ -530,11 +536,12 @@ def build_app(stack: Stack) -> FastAPI:
             catalog = stack.catalog.current()
             background.add_task(heartbeats.seen, catalog, pipelines, view["project_id"])
 
-    async def note(job_id: int, message: str) -> int:
+    async def note(job_id: int, message: str, actor: str) -> int:
         """A log line about workers' calls, and its position; losing one must not fail the
         call (position 0)."""
         with contextlib.suppress(TimeoutError):
-            outcome = await stack.bus.send(NoteWorkerActivity(job_id=job_id, message=message))
+            command = NoteWorkerActivity(job_id=job_id, message=message, actor=actor)
+            outcome = await stack.bus.send(command)
             return outcome.position or 0
         return 0
 
@@ -571,9 +578,9 @@ def build_app(stack: Stack) -> FastAPI:
                 f"Queued pipeline result: task_id={command.command_id}, reply_subject={subject},"
                 f" {request.state.caller}"
             )
-            positions.append(await note(job_id, line))
+            positions.append(await note(job_id, line, user.email))
         if progress := throughput(latest):
-            positions.append(await note(job_id, progress))
+            positions.append(await note(job_id, progress, user.email))
         await wait_for_projection(max(positions, default=None))
         receipts = [
             {

@@ -12,13 +12,18 @@ from pydantic import BaseModel, Field, ValidationError
 from pydantic_core import ErrorDetails
 
 from api.errors import ApiError
-from domain.commands import MAX_INT, JobSpec
+from domain.catalog import reference_errors
+from domain.commands import MAX_INT, CatalogKind, JobSpec
 from infra.catalog import CatalogSnapshot
 
 Body = TypeVar("Body", bound=BaseModel)
+BAD_TIME = (
+    "Datetime has wrong format. Use one of these formats instead:"
+    " YYYY-MM-DDThh:mm[:ss[.uuuuuu]][+HH:MM|-HH:MM|Z]."
+)
 
 # Which catalog kind each reference field points into.
-REFERENCES = {
+REFERENCES: dict[str, CatalogKind] = {
     "project_id": "projects",
     "deployment_id": "deployments",
     "source_image_collection_id": "collections",
@@ -107,6 +112,12 @@ def drf_message(error: ErrorDetails) -> str:
             return f'"{error["input"]}" is not a valid choice. Allowed: {context["expected"]}.'
         case "none_required" | "null":
             return "This field may not be null."
+        case "url_parsing" | "url_scheme" | "url_type" | "url_syntax_violation":
+            return "Enter a valid URL."
+        case "datetime_parsing" | "datetime_from_date_parsing" | "datetime_type":
+            return BAD_TIME
+        case "list_type":
+            return f'Expected a list of items but got type "{type(error["input"]).__name__}".'
         case "value_error":
             return str(context.get("error", error["msg"]))
     return str(error["msg"])
@@ -114,18 +125,11 @@ def drf_message(error: ErrorDetails) -> str:
 
 def check_references(catalog: CatalogSnapshot, spec: JobSpec) -> None:
     """Every referenced object exists and, where it belongs to a project, to the job's
-    (400 naming the field, in DRF's words where DRF has them)."""
-    errors: dict[str, list[str]] = {}
-    for field, kind in REFERENCES.items():
-        if (value := getattr(spec, field)) is None:
-            continue
-        found = catalog.get(kind, value)
-        if found is None:
-            errors[field] = [f'Invalid pk "{value}" - object does not exist.']
-        elif found.get("project_id") not in (None, spec.project_id):
-            noun = kind.rstrip("s").capitalize()
-            errors[field] = [
-                f"{noun} {value} belongs to project {found['project_id']}, not {spec.project_id}."
-            ]
-    if errors:
+    (400 naming the field)."""
+    references = [
+        (field, kind, value)
+        for field, kind in REFERENCES.items()
+        if (value := getattr(spec, field)) is not None
+    ]
+    if errors := reference_errors(references, spec.project_id, catalog.get):
         raise ApiError(400, errors)

@@ -11,8 +11,8 @@ from typing import Any
 
 import yaml
 
-from domain.catalog import KINDS, referenced, validated_fields
-from domain.commands import SaveCatalogObject
+from domain.catalog import KINDS, project_of, reference_errors, referenced, validated_fields
+from domain.commands import CatalogKind, SaveCatalogObject
 from domain.job import Refused
 from infra.bus import CommandBus
 from infra.catalog import CatalogSnapshot
@@ -54,7 +54,11 @@ def checked(entries: Entries, catalog: CatalogSnapshot) -> list[SaveCatalogObjec
         raise ValueError(f"unknown catalog kind {sorted(unknown)[0]!r}; known: {', '.join(KINDS)}")
     if not_lists := [kind for kind, items in entries.items() if not isinstance(items, list)]:
         raise ValueError(f"{not_lists[0]}: expected a list of objects")
-    known = {(kind, object_id) for kind in KINDS for object_id in catalog.objects[kind]}
+    saved: dict[tuple[str, int], dict[str, Any]] = {}  # by this file, so far
+
+    def lookup(kind: CatalogKind, object_id: int) -> dict[str, Any] | None:
+        return saved.get((kind, object_id)) or catalog.get(kind, object_id)
+
     commands = []
     for kind in KINDS:
         for item in entries.get(kind, []):
@@ -65,11 +69,19 @@ def checked(entries: Entries, catalog: CatalogSnapshot) -> list[SaveCatalogObjec
                 valid = validated_fields(kind, fields)
             except Refused as refusal:
                 raise ValueError(f"{kind} {object_id}: {refusal}") from None
-            for field, target, target_id in referenced(kind, valid):
-                if (target, target_id) not in known:
-                    raise ValueError(f"{kind} {object_id}: {field}: no {target} {target_id}")
-            known.add((kind, object_id))
+            references = referenced(kind, valid)
+            own_project = project_of(kind, object_id, valid)
+            if errors := reference_errors(references, own_project, lookup):
+                field, problems = next(iter(errors.items()))
+                raise ValueError(f"{kind} {object_id}: {field}: {problems[0]}")
+            saved[(kind, object_id)] = valid
             commands.append(SaveCatalogObject(kind=kind, object_id=object_id, fields=fields))
+    # Workers poll by a pipeline's slug: one pipeline each.
+    pipelines = {pid: fields for (kind, pid), fields in saved.items() if kind == "pipelines"}
+    slugs = [fields["slug"] for fields in pipelines.values()]
+    for pipeline_id, fields in pipelines.items():
+        if slugs.count(fields["slug"]) > 1 or catalog.pipeline_by_slug(fields["slug"], pipeline_id):
+            raise ValueError(f"pipelines {pipeline_id}: slug {fields['slug']!r} is taken")
     return commands
 
 

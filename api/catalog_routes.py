@@ -18,7 +18,7 @@ from api.errors import HANDLER_TIMEOUT, NOT_FOUND, ApiError, send_command
 from api.job_json import JobRenderer
 from api.list_query import page_envelope, positive_or
 from api.schemas import CATALOG_DETAILS, Page
-from domain.catalog import FIELDS, KINDS, referenced
+from domain.catalog import FIELDS, KINDS, project_of, reference_errors, referenced
 from domain.commands import MAX_ID, CatalogKind, SaveCatalogObject
 from domain.permissions import ANONYMOUS, User
 from projections import views
@@ -41,18 +41,6 @@ JOB_COLUMNS = {
 }
 FORBIDDEN = {"detail": "You do not have permission to perform this action."}
 PAGE_SIZE = 10
-
-
-def project_of(kind: CatalogKind, object_id: int | None, fields: dict[str, Any]) -> int | None:
-    """The project an object belongs to; None for the objects every project shares."""
-    match kind:
-        case "projects":
-            return object_id
-        case "exports":
-            return fields.get("project")
-        case "pipelines" | "services":
-            return None
-    return fields.get("project_id")
 
 
 def may_change(
@@ -95,15 +83,15 @@ def add_catalog_routes(app: FastAPI, stack: Stack, renderer: Callable[..., JobRe
             may_change(render.user, kind, object_id, found(render, kind, object_id))
         body = await read_body(request)
         stored = render.catalog.get(kind, object_id) or {}
-        fields = validated(FIELDS[kind], {**stored, **body} if partial else body).model_dump()
+        model = validated(FIELDS[kind], {**stored, **body} if partial else body)
+        fields = model.model_dump(mode="json")
         may_change(render.user, kind, object_id, fields)
-        missing = {
-            field: [f'Invalid pk "{value}" - object does not exist.']
-            for field, target, value in referenced(kind, fields)
-            if render.catalog.get(target, value) is None
-        }
-        if missing:
-            raise ApiError(400, missing)
+        own_project = project_of(kind, object_id, fields)
+        references = referenced(kind, fields)
+        if errors := reference_errors(references, own_project, render.catalog.get):
+            raise ApiError(400, errors)
+        if kind == "pipelines" and render.catalog.pipeline_by_slug(fields["slug"], object_id):
+            raise ApiError(400, {"slug": ["pipeline with this slug already exists."]})
         command = SaveCatalogObject(
             kind=kind,
             object_id=object_id,

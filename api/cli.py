@@ -4,6 +4,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import signal
 import socket
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
@@ -67,9 +68,14 @@ def run(coroutine: Callable[[], Awaitable[None]]) -> None:
         asyncio.run(coroutine())  # type: ignore[arg-type]
 
 
+SHUTDOWN_GRACE = 2  # seconds requests in flight get to finish when `serve` stops
+
+
 def ensure_free(host: str, port: int) -> None:
     """Fail before starting anything when the API's address is taken."""
     with socket.socket() as probe:
+        # As uvicorn binds: connections of an earlier run waiting to close do not count.
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             probe.bind((host, port))
         except OSError as error:
@@ -84,11 +90,18 @@ def serve() -> None:
     """Run everything in one process (embedded NATS unless JOBLEDGER_NATS_URL) until Ctrl-C."""
     settings = Settings()
     ensure_free(settings.api_host, settings.api_port)
+    # A stop request ends the stack as Ctrl-C does: its roles stop and hand their work back.
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
 
     async def serving() -> None:
         async with running_stack(settings) as stack:
             config = uvicorn.Config(
-                build_app(stack), host=settings.api_host, port=settings.api_port, log_level="info"
+                build_app(stack),
+                host=settings.api_host,
+                port=settings.api_port,
+                log_level="info",
+                # Live event streams never end by themselves: do not wait for them on a stop.
+                timeout_graceful_shutdown=SHUTDOWN_GRACE,
             )
             console.print(
                 f"jobledger on http://{settings.api_host}:{settings.api_port}/api/v2/jobs/"
@@ -569,7 +582,8 @@ def verify() -> None:
         raise typer.Exit(1)
     typer.echo(
         f"The live read model equals a replay of every event"
-        f" ({result.jobs} jobs and {result.log_lines} log lines compared)."
+        f" ({result.jobs} jobs, {result.log_lines} log lines and {result.catalog_objects}"
+        " catalog objects compared)."
     )
 
 

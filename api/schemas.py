@@ -9,11 +9,9 @@ from typing import Any, Generic, TypeVar
 from pydantic import BaseModel, ConfigDict
 
 from domain.catalog import (
-    CaptureFields,
     CollectionFields,
     DeploymentFields,
     ExportFields,
-    PipelineFields,
     ProjectFields,
     ServiceFields,
 )
@@ -175,13 +173,14 @@ class CollectionDetail(Collection, CollectionFields):
     jobs: list[ShortJob]
 
 
-class CaptureDetail(Capture, CaptureFields):
-    model_config = FORBID
+class CaptureDetail(Capture):
+    project_id: int | None
+    deployment_id: int | None
     jobs: list[ShortJob]
 
 
-class PipelineDetail(Pipeline, PipelineFields):
-    model_config = FORBID
+class PipelineDetail(Pipeline):
+    batch_size: int
 
 
 class ServiceDetail(NamedObject, ServiceFields):

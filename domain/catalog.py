@@ -5,11 +5,13 @@ Each object is an aggregate of its own, so every change to it is an event like a
 replay rebuilds the objects a job view nests exactly as they were.
 """
 
+from collections.abc import Callable
+from datetime import datetime
 from typing import Any, get_args
 from uuid import UUID, uuid5
 
 from eventsourcing.domain import Aggregate, event
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import AnyHttpUrl, BaseModel, ConfigDict, Field, ValidationError
 
 from domain.commands import MAX_ID, CatalogKind, Command, SaveCatalogObject, validation_reason
 from domain.job import NAMESPACE, Refused, cause_of
@@ -51,7 +53,7 @@ class CaptureFields(Fields):
     url: str | None = None
     width: int | None = Field(default=None, ge=0)
     height: int | None = Field(default=None, ge=0)
-    timestamp: str | None = None
+    timestamp: datetime | None = None
     event_id: int | None = None
 
 
@@ -62,8 +64,8 @@ class PipelineFields(Fields):
     version: int = Field(default=1, ge=0)
     version_name: str = ""
     batch_size: int = Field(default=1, ge=1)  # images per request to a sync processing service
-    created_at: str | None = None  # as the pipeline's origin gives them; else the catalog's
-    updated_at: str | None = None
+    created_at: datetime | None = None  # as the pipeline's origin gives them; else the catalog's
+    updated_at: datetime | None = None
 
 
 class ServiceFields(Fields):
@@ -71,7 +73,7 @@ class ServiceFields(Fields):
     it stands for workers that pull an async_api job's tasks."""
 
     name: str = Name
-    endpoint_url: str | None = None
+    endpoint_url: AnyHttpUrl | None = None
     pipelines: list[int] = Field(default_factory=list)
     projects: list[int] = Field(default_factory=list)
 
@@ -95,14 +97,17 @@ FIELDS: dict[CatalogKind, type[Fields]] = {
     "exports": ExportFields,
 }
 
-# Reference fields, the kind each points into; the handler checks they exist.
+# Reference fields, the kind each points into: what they name must exist and, where it
+# belongs to a project, to the referring object's.
 REFERENCES: dict[CatalogKind, dict[str, CatalogKind]] = {
     "deployments": {"project_id": "projects"},
-    "collections": {"project_id": "projects"},
+    "collections": {"project_id": "projects", "images": "captures"},
     "captures": {"project_id": "projects", "deployment_id": "deployments"},
     "services": {"pipelines": "pipelines", "projects": "projects"},
     "exports": {"project": "projects"},
 }
+
+Lookup = Callable[[CatalogKind, int], dict[str, Any] | None]
 
 
 def validated_fields(kind: CatalogKind, fields: dict[str, Any]) -> dict[str, Any]:
@@ -122,6 +127,39 @@ def referenced(kind: CatalogKind, fields: dict[str, Any]) -> list[tuple[str, Cat
             if object_id is not None:
                 found.append((field, target, object_id))
     return found
+
+
+def project_of(kind: CatalogKind, object_id: int | None, fields: dict[str, Any]) -> int | None:
+    """The project an object belongs to; None for the objects every project shares."""
+    match kind:
+        case "projects":
+            return object_id
+        case "exports":
+            return fields.get("project")
+        case "pipelines" | "services":
+            return None
+    return fields.get("project_id")
+
+
+def reference_errors(
+    references: list[tuple[str, CatalogKind, int]], project_id: int | None, lookup: Lookup
+) -> dict[str, list[str]]:
+    """What is wrong with each reference field, in DRF's words where DRF has them: an object
+    that does not exist, or one that belongs to another project than `project_id`."""
+    errors: dict[str, list[str]] = {}
+    for field, kind, object_id in references:
+        found = lookup(kind, object_id)
+        if found is None:
+            problem = f'Invalid pk "{object_id}" - object does not exist.'
+        elif project_id is not None and found.get("project_id") not in (None, project_id):
+            noun = kind.rstrip("s").capitalize()
+            problem = (
+                f"{noun} {object_id} belongs to project {found['project_id']}, not {project_id}."
+            )
+        else:
+            continue
+        errors.setdefault(field, [problem])  # the first problem of a field says enough
+    return errors
 
 
 def catalog_uuid(kind: str, object_id: int) -> UUID:

@@ -11,7 +11,7 @@ from domain.statuses import JobStatus
 
 LogLevel = Literal["INFO", "WARNING", "ERROR", "CRITICAL"]
 CatalogKind = Literal[
-    "projects", "deployments", "collections", "captures", "pipelines", "services", "exports"
+    "projects", "deployments", "captures", "collections", "pipelines", "services", "exports"
 ]
 
 

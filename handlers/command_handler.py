@@ -21,6 +21,8 @@ from domain.catalog import (
     CatalogObject,
     catalog_uuid,
     numbers_uuid,
+    project_of,
+    reference_errors,
     referenced,
     validated_fields,
 )
@@ -200,12 +202,10 @@ class CommandHandler:
         try:
             base = found.fields if found is not None and command.partial else {}
             fields = validated_fields(command.kind, {**base, **command.fields})
-            if missing := [
-                f'{field}: Invalid pk "{value}" - object does not exist.'
-                for field, kind, value in referenced(command.kind, fields)
-                if self._load_catalog_object(kind, value) is None
-            ]:
-                raise Refused("; ".join(missing))
+            own_project = project_of(command.kind, object_id, fields)
+            references = referenced(command.kind, fields)
+            if errors := reference_errors(references, own_project, self._catalog_fields):
+                raise Refused("; ".join(f"{field}: {e[0]}" for field, e in errors.items()))
             if found is None:
                 found = CatalogObject.create(object_id, command)
             else:
@@ -229,6 +229,10 @@ class CommandHandler:
             Outcome(command_id=command.command_id, command="NoteServicesSeen", accepted=True),
             saved=list(seen),
         )
+
+    def _catalog_fields(self, kind: str, object_id: int) -> dict[str, Any] | None:
+        found = self._load_catalog_object(kind, object_id)
+        return None if found is None else found.fields
 
     def _load_catalog_object(self, kind: str, object_id: int) -> CatalogObject | None:
         found = self._load(catalog_uuid(kind, object_id))

@@ -17,7 +17,7 @@ async def first_sequence_after(js: JetStreamContext, position: int) -> int:
     """The stream sequence of the first event after `position` (binary search: positions and
     sequences grow together), or one past the last if there is none."""
     state = (await js.stream_info(EVENTS_STREAM)).state
-    low, high = int(state.first_seq), int(state.last_seq) + 1
+    low, high = max(int(state.first_seq), 1), int(state.last_seq) + 1  # empty: first_seq is 0
     while low < high:
         middle = (low + high) // 2
         msg = await js.get_msg(EVENTS_STREAM, seq=middle)

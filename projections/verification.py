@@ -16,10 +16,11 @@ class Verification:
     differences: list[str]
     jobs: int  # job rows of the replayed read store
     log_lines: int
+    catalog_objects: int
 
 
 def verify(events: EventStore, live: ReadStore) -> Verification:
-    """Replay every job event into a temporary read store and compare `live` with it."""
+    """Replay every event into a temporary read store and compare `live` with it."""
     with tempfile.TemporaryDirectory(prefix="jobledger-verify-") as scratch:
         rebuilt = ReadStore(Path(scratch) / "views.sqlite3")
         replayed_position = replay(events, rebuilt)
@@ -32,4 +33,5 @@ def verify(events: EventStore, live: ReadStore) -> Verification:
         with rebuilt.reading() as db:
             jobs = db.execute("SELECT count(*) FROM jobs").fetchone()[0]
             log_lines = db.execute("SELECT count(*) FROM job_logs").fetchone()[0]
-    return Verification(found, int(jobs), int(log_lines))
+            objects = db.execute("SELECT count(*) FROM catalog").fetchone()[0]
+    return Verification(found, int(jobs), int(log_lines), int(objects))

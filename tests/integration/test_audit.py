@@ -308,11 +308,12 @@ async def test_verify_finds_nothing_in_an_untouched_read_model_and_what_was_plan
     assert log_lines == 6
     env = {"JOBLEDGER_DATA_DIR": str(settings.data_dir)}
 
-    assert verify(stack.event_store, stack.read_store) == Verification([], 2, 6)
+    assert verify(stack.event_store, stack.read_store) == Verification([], 2, 6, 3)
     result = CliRunner().invoke(cli.app, ["verify"], env=env)
     assert (result.exit_code, result.output) == (
         0,
-        "The live read model equals a replay of every event (2 jobs and 6 log lines compared).\n",
+        "The live read model equals a replay of every event"
+        " (2 jobs, 6 log lines and 3 catalog objects compared).\n",
     )
 
     jobs_query, logs_query = TABLES["jobs"][0], TABLES["job_logs"][0]
@@ -331,7 +332,7 @@ async def test_verify_finds_nothing_in_an_untouched_read_model_and_what_was_plan
         f"job_logs (1, 9): live None != replayed {log_line}",
     ]
 
-    assert verify(stack.event_store, stack.read_store) == Verification(expected, 2, 6)
+    assert verify(stack.event_store, stack.read_store) == Verification(expected, 2, 6, 3)
     result = CliRunner().invoke(cli.app, ["verify"], env=env)
     assert (result.exit_code, result.output) == (
         1,

@@ -117,7 +117,7 @@ async def test_an_unknown_catalog_object_is_404(client: httpx.AsyncClient) -> No
         ),
         (
             {"deployments": [{"id": 1, "name": "T", "project_id": 99}]},
-            "deployments 1: project_id: no projects 99",
+            'deployments 1: project_id: Invalid pk "99" - object does not exist.',
         ),
     ],
 )
@@ -344,3 +344,91 @@ async def test_the_openapi_document_describes_each_kind_and_its_bodies(
     }
     assert body["application/json"]["schema"]["required"] == ["name", "slug"]
     assert set(paths) >= {f"/api/v2/{path}/" for path in PATHS.values()}
+
+
+async def test_an_object_may_refer_only_to_its_own_projects_objects(
+    client: httpx.AsyncClient,
+) -> None:
+    imported = await client.post(
+        "/api/v2/catalog/",
+        json={
+            "projects": [{"id": 20, "name": "Other"}],
+            "deployments": [{"id": 21, "name": "Far trap", "project_id": 20}],
+            "captures": [{"id": 22, "url": "https://example.org/22.jpg", "project_id": 16}],
+        },
+    )
+    assert imported.status_code == 200, imported.text
+    cases = [
+        (
+            "captures/collections/",
+            {"name": "Borrowed", "project_id": 20, "images": [22]},
+            {"images": ["Capture 22 belongs to project 16, not 20."]},
+        ),
+        (
+            "captures/collections/",
+            {"name": "Missing", "project_id": 16, "images": [22, 999]},
+            {"images": ['Invalid pk "999" - object does not exist.']},
+        ),
+        (
+            "captures/",
+            {"url": "https://example.org/23.jpg", "project_id": 16, "deployment_id": 21},
+            {"deployment_id": ["Deployment 21 belongs to project 20, not 16."]},
+        ),
+    ]
+    for path, body, errors in cases:
+        response = await client.post(f"/api/v2/{path}", json=body)
+        assert (response.status_code, response.json()) == (400, errors), body
+    borrowed = {"collections": [{"id": 24, "name": "B", "project_id": 20, "images": [22]}]}
+    response = await client.post("/api/v2/catalog/", json=borrowed)
+    assert response.json() == ["collections 24: images: Capture 22 belongs to project 16, not 20."]
+
+
+@pytest.mark.parametrize(
+    ("path", "body", "errors"),
+    [
+        (
+            "ml/pipelines/",
+            {"name": "Again", "slug": "panama_moths_2023"},
+            {"slug": ["pipeline with this slug already exists."]},
+        ),
+        (
+            "ml/processing_services/",
+            {"name": "S", "endpoint_url": "not a url"},
+            {"endpoint_url": ["Enter a valid URL."]},
+        ),
+        (
+            "captures/",
+            {"timestamp": "yesterday"},
+            {
+                "timestamp": [
+                    "Datetime has wrong format. Use one of these formats instead:"
+                    " YYYY-MM-DDThh:mm[:ss[.uuuuuu]][+HH:MM|-HH:MM|Z]."
+                ]
+            },
+        ),
+        (
+            "captures/collections/",
+            {"name": "C", "images": "1,2"},
+            {"images": ['Expected a list of items but got type "str".']},
+        ),
+    ],
+)
+async def test_fields_are_checked_for_what_they_hold(
+    client: httpx.AsyncClient, path: str, body: dict[str, Any], errors: dict[str, Any]
+) -> None:
+    response = await client.post(f"/api/v2/{path}", json=body)
+    assert (response.status_code, response.json()) == (400, errors)
+
+
+async def test_an_import_may_not_give_two_pipelines_one_slug(client: httpx.AsyncClient) -> None:
+    twins = {
+        "pipelines": [
+            {"id": 7, "name": "A", "slug": "twin"},
+            {"id": 8, "name": "B", "slug": "twin"},
+        ]
+    }
+    response = await client.post("/api/v2/catalog/", json=twins)
+    assert response.json() == ["pipelines 7: slug 'twin' is taken"]
+    # The same pipeline imported again keeps its slug: no clash with itself.
+    again = {"pipelines": [{"id": 1, "name": "Panama moths", "slug": "panama_moths_2023"}]}
+    assert (await client.post("/api/v2/catalog/", json=again)).status_code == 200

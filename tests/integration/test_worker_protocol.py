@@ -11,6 +11,7 @@ from api.bootstrap import Stack
 from domain.permissions import ProjectRole
 from tests.conftest import (
     create_job,
+    history,
     settled,
     stage_params,
     started_async_job,
@@ -285,3 +286,6 @@ async def test_workers_calls_are_logged_naming_the_token_by_its_first_characters
         "Queued pipeline result: task_id=" in line and line.endswith(caller) for line in lines
     )
     assert not any(token in line for line in lines)
+    logged = [e for e in await history(client, job["id"]) if e["type"] == "LogAppended"]
+    by_workers = {e["actor"] for e in logged if "token_id=" in e["data"]["message"]}
+    assert by_workers == {"worker@example.org"}

@@ -1,0 +1,46 @@
+"""`jobledger serve` as an operator runs it: a process that stops cleanly when told to, with
+nothing left running."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+
+from infra.embedded_nats import free_port
+
+
+def test_serve_stops_promptly_on_sigterm_with_a_live_stream_open(tmp_path: Path) -> None:
+    port = free_port()
+    env = {
+        **os.environ,
+        "JOBLEDGER_DATA_DIR": str(tmp_path),
+        "JOBLEDGER_API_PORT": str(port),
+        "JOBLEDGER_NATS_URL": "",
+    }
+    jobledger = Path(sys.executable).with_name("jobledger")
+    serve = subprocess.Popen([jobledger, "serve"], env=env, stdout=subprocess.DEVNULL)
+    try:
+        base = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                httpx.get(f"{base}/api/v2/jobs/", timeout=1)
+                break
+            except httpx.TransportError:
+                assert time.monotonic() < deadline, "serve did not start"
+                time.sleep(0.1)
+        with httpx.stream("GET", f"{base}/api/v2/events/", timeout=30) as live:
+            assert live.status_code == 200
+            stopping = time.monotonic()
+            serve.send_signal(signal.SIGTERM)
+            assert serve.wait(timeout=15) == 0
+            assert time.monotonic() - stopping < 10
+    finally:
+        serve.kill()
+        serve.wait()
+    left = subprocess.run(["pgrep", "-f", str(tmp_path)], capture_output=True, check=False)
+    assert left.stdout == b"", "the embedded nats-server outlived serve"
