@@ -12,8 +12,8 @@ from pydantic import BaseModel, Field, ValidationError
 from pydantic_core import ErrorDetails
 
 from api.errors import ApiError
-from domain.catalog import reference_errors
-from domain.commands import MAX_INT, CatalogKind, JobSpec
+from domain.catalog import JOB_REFERENCES, job_reference_errors
+from domain.commands import MAX_INT, JobSpec
 from infra.catalog import CatalogSnapshot
 
 Body = TypeVar("Body", bound=BaseModel)
@@ -22,15 +22,7 @@ BAD_TIME = (
     " YYYY-MM-DDThh:mm[:ss[.uuuuuu]][+HH:MM|-HH:MM|Z]."
 )
 
-# Which catalog kind each reference field points into.
-REFERENCES: dict[str, CatalogKind] = {
-    "project_id": "projects",
-    "deployment_id": "deployments",
-    "source_image_collection_id": "collections",
-    "source_image_single_id": "captures",
-    "pipeline_id": "pipelines",
-}
-NULLABLE_IN_FORMS = frozenset(REFERENCES) - {"project_id"} | {"limit"}
+NULLABLE_IN_FORMS = frozenset(JOB_REFERENCES) - {"project_id"} | {"limit"}
 
 
 class JobBody(JobSpec):
@@ -67,6 +59,8 @@ async def read_body(request: Request) -> dict[str, Any]:
         data = json.loads(raw)
     except ValueError as error:
         raise ApiError(400, {"detail": f"JSON parse error - {error}"}) from None
+    except RecursionError:
+        raise ApiError(400, {"detail": "JSON parse error - nested too deeply"}) from None
     if not isinstance(data, dict):
         raise ApiError(400, {"non_field_errors": ["Invalid data. Expected a dictionary."]})
     return data
@@ -126,10 +120,5 @@ def drf_message(error: ErrorDetails) -> str:
 def check_references(catalog: CatalogSnapshot, spec: JobSpec) -> None:
     """Every referenced object exists and, where it belongs to a project, to the job's
     (400 naming the field)."""
-    references = [
-        (field, kind, value)
-        for field, kind in REFERENCES.items()
-        if (value := getattr(spec, field)) is not None
-    ]
-    if errors := reference_errors(references, spec.project_id, catalog.get):
+    if errors := job_reference_errors(spec.model_dump(), catalog.get):
         raise ApiError(400, errors)

@@ -11,11 +11,11 @@ from typing import Any
 
 import yaml
 
-from domain.catalog import KINDS, project_of, reference_errors, referenced, validated_fields
-from domain.commands import CatalogKind, SaveCatalogObject
+from domain.catalog import KINDS, Lookup, project_of, reference_errors, referenced, validated_fields
+from domain.commands import SaveCatalogObject
 from domain.job import Refused
 from infra.bus import CommandBus
-from infra.catalog import CatalogSnapshot
+from infra.catalog import CatalogSnapshot, referents
 from infra.read_store import ReadStore
 from projections.views import projected_position
 
@@ -48,7 +48,9 @@ def read_catalog_file(path: Path) -> Entries:
     return entries
 
 
-def checked(entries: Entries, catalog: CatalogSnapshot) -> list[SaveCatalogObject]:
+def checked(
+    entries: Entries, catalog: CatalogSnapshot, existing: Lookup
+) -> list[SaveCatalogObject]:
     """One command per object, in the order of KINDS; ValueError names the first bad one."""
     if unknown := set(entries) - set(KINDS):
         raise ValueError(f"unknown catalog kind {sorted(unknown)[0]!r}; known: {', '.join(KINDS)}")
@@ -56,8 +58,8 @@ def checked(entries: Entries, catalog: CatalogSnapshot) -> list[SaveCatalogObjec
         raise ValueError(f"{not_lists[0]}: expected a list of objects")
     saved: dict[tuple[str, int], dict[str, Any]] = {}  # by this file, so far
 
-    def lookup(kind: CatalogKind, object_id: int) -> dict[str, Any] | None:
-        return saved.get((kind, object_id)) or catalog.get(kind, object_id)
+    def lookup(kind: str, object_id: int) -> dict[str, Any] | None:
+        return saved.get((kind, object_id)) or existing(kind, object_id)
 
     commands = []
     for kind in KINDS:
@@ -90,7 +92,10 @@ async def save_catalog(
 ) -> dict[str, int]:
     """Add or replace the objects by id, in order; return how many of each kind. Returns once
     the read store shows them."""
-    commands = [c.model_copy(update={"actor": actor}) for c in checked(entries, catalog)]
+    commands = [
+        c.model_copy(update={"actor": actor})
+        for c in checked(entries, catalog, referents(catalog, store))
+    ]
     last = 0
     for command in commands:
         outcome = await bus.send(command)

@@ -21,6 +21,7 @@ from api.schemas import CATALOG_DETAILS, Page
 from domain.catalog import FIELDS, KINDS, project_of, reference_errors, referenced
 from domain.commands import MAX_ID, CatalogKind, SaveCatalogObject
 from domain.permissions import ANONYMOUS, User
+from infra.catalog import referents
 from projections import views
 
 # Where each kind lives under /api/v2/.
@@ -88,7 +89,8 @@ def add_catalog_routes(app: FastAPI, stack: Stack, renderer: Callable[..., JobRe
         may_change(render.user, kind, object_id, fields)
         own_project = project_of(kind, object_id, fields)
         references = referenced(kind, fields)
-        if errors := reference_errors(references, own_project, render.catalog.get):
+        lookup = referents(render.catalog, stack.read_store)
+        if errors := reference_errors(references, own_project, lookup):
             raise ApiError(400, errors)
         if kind == "pipelines" and render.catalog.pipeline_by_slug(fields["slug"], object_id):
             raise ApiError(400, {"slug": ["pipeline with this slug already exists."]})

@@ -7,7 +7,7 @@ replay rebuilds the objects a job view nests exactly as they were.
 
 from collections.abc import Callable
 from datetime import datetime
-from typing import Any, get_args
+from typing import Any, Literal, get_args
 from uuid import UUID, uuid5
 
 from eventsourcing.domain import Aggregate, event
@@ -50,7 +50,7 @@ class CollectionFields(Fields):
 class CaptureFields(Fields):
     project_id: int | None = Field(default=None, gt=0, le=MAX_ID)
     deployment_id: int | None = Field(default=None, gt=0, le=MAX_ID)
-    url: str | None = None
+    url: AnyHttpUrl | None = None  # handed to workers and services as the image's URL
     width: int | None = Field(default=None, ge=0)
     height: int | None = Field(default=None, ge=0)
     timestamp: datetime | None = None
@@ -79,7 +79,7 @@ class ServiceFields(Fields):
 
 
 class ExportFields(Fields):
-    user: int = Field(ge=0)
+    user: int = Field(ge=0, le=MAX_ID)
     project: int = Id
     format: str = Field(min_length=1, max_length=255)
     filters: dict[str, Any] | None = None
@@ -97,17 +97,33 @@ FIELDS: dict[CatalogKind, type[Fields]] = {
     "exports": ExportFields,
 }
 
+# What a reference may point into: a catalog kind, or jobs (an export names its job).
+Referent = CatalogKind | Literal["jobs"]
+
 # Reference fields, the kind each points into: what they name must exist and, where it
 # belongs to a project, to the referring object's.
-REFERENCES: dict[CatalogKind, dict[str, CatalogKind]] = {
+REFERENCES: dict[CatalogKind, dict[str, Referent]] = {
     "deployments": {"project_id": "projects"},
     "collections": {"project_id": "projects", "images": "captures"},
     "captures": {"project_id": "projects", "deployment_id": "deployments"},
     "services": {"pipelines": "pipelines", "projects": "projects"},
-    "exports": {"project": "projects"},
+    "exports": {"project": "projects", "job": "jobs"},
 }
 
-Lookup = Callable[[CatalogKind, int], dict[str, Any] | None]
+# A job's reference fields, the kind each points into.
+JOB_REFERENCES: dict[str, CatalogKind] = {
+    "project_id": "projects",
+    "deployment_id": "deployments",
+    "source_image_collection_id": "collections",
+    "source_image_single_id": "captures",
+    "pipeline_id": "pipelines",
+}
+
+SLUG_TAKEN = "pipeline with this slug already exists."
+
+# The object (its fields, with `project_id` where it belongs to a project) of a kind (a
+# Referent) and id, None when there is none.
+Lookup = Callable[[str, int], dict[str, Any] | None]
 
 
 def validated_fields(kind: CatalogKind, fields: dict[str, Any]) -> dict[str, Any]:
@@ -118,9 +134,9 @@ def validated_fields(kind: CatalogKind, fields: dict[str, Any]) -> dict[str, Any
         raise Refused(validation_reason(error)) from None
 
 
-def referenced(kind: CatalogKind, fields: dict[str, Any]) -> list[tuple[str, CatalogKind, int]]:
+def referenced(kind: CatalogKind, fields: dict[str, Any]) -> list[tuple[str, str, int]]:
     """(field, kind, id) of every object these fields refer to."""
-    found = []
+    found: list[tuple[str, str, int]] = []
     for field, target in REFERENCES.get(kind, {}).items():
         value = fields.get(field)
         for object_id in value if isinstance(value, list) else [value]:
@@ -142,7 +158,7 @@ def project_of(kind: CatalogKind, object_id: int | None, fields: dict[str, Any])
 
 
 def reference_errors(
-    references: list[tuple[str, CatalogKind, int]], project_id: int | None, lookup: Lookup
+    references: list[tuple[str, str, int]], project_id: int | None, lookup: Lookup
 ) -> dict[str, list[str]]:
     """What is wrong with each reference field, in DRF's words where DRF has them: an object
     that does not exist, or one that belongs to another project than `project_id`."""
@@ -162,12 +178,32 @@ def reference_errors(
     return errors
 
 
+def job_reference_errors(spec: dict[str, Any], lookup: Lookup) -> dict[str, list[str]]:
+    """What is wrong with a job's references (`spec`: its writable fields): each must exist
+    and, where it belongs to a project, belong to the job's."""
+    references: list[tuple[str, str, int]] = [
+        (field, kind, spec[field])
+        for field, kind in JOB_REFERENCES.items()
+        if spec.get(field) is not None
+    ]
+    return reference_errors(references, spec["project_id"], lookup)
+
+
+def refusal_reason(errors: dict[str, list[str]]) -> str:
+    """Field errors as one reason on the bus: `field: problem; field: problem`."""
+    return "; ".join(f"{field}: {problems[0]}" for field, problems in errors.items())
+
+
 def catalog_uuid(kind: str, object_id: int) -> UUID:
     return uuid5(NAMESPACE, f"catalog/{kind}/{object_id}")
 
 
 def numbers_uuid(kind: str) -> UUID:
     return uuid5(NAMESPACE, f"catalog-numbers/{kind}")
+
+
+def slug_uuid(slug: str) -> UUID:
+    return uuid5(NAMESPACE, f"pipeline-slug/{slug}")
 
 
 class CatalogObject(Aggregate):
@@ -259,3 +295,29 @@ class CatalogNumbers(Aggregate):
     @event("Taken")
     def take(self, object_id: int) -> None:
         self.last = max(self.last, object_id)
+
+
+class PipelineSlug(Aggregate):
+    """Which pipeline holds a slug (workers poll by it). Saved in the same transaction as the
+    pipeline that takes or gives it up, so of two writers giving one slug to two pipelines,
+    the second conflicts and, loading it again, is refused."""
+
+    def __init__(self, slug: str, pipeline_id: int) -> None:
+        self.slug = slug
+        self.pipeline_id: int | None = pipeline_id
+
+    @staticmethod
+    def create_id(slug: str, **_: Any) -> UUID:
+        return slug_uuid(slug)
+
+    def check_free_for(self, pipeline_id: int) -> None:
+        if self.pipeline_id not in (None, pipeline_id):
+            raise Refused(refusal_reason({"slug": [SLUG_TAKEN]}))
+
+    @event("Taken")
+    def take(self, pipeline_id: int) -> None:
+        self.pipeline_id = pipeline_id
+
+    @event("Released")
+    def release(self) -> None:
+        self.pipeline_id = None

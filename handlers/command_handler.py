@@ -15,18 +15,24 @@ from uuid import UUID
 from eventsourcing.application import AggregateNotFoundError
 from eventsourcing.domain import Aggregate
 from eventsourcing.persistence import IntegrityError, Recording
+from pydantic import ValidationError
 
 from domain.catalog import (
     CatalogNumbers,
     CatalogObject,
+    PipelineSlug,
     catalog_uuid,
+    job_reference_errors,
     numbers_uuid,
     project_of,
     reference_errors,
     referenced,
+    refusal_reason,
+    slug_uuid,
     validated_fields,
 )
 from domain.commands import (
+    SPEC_FIELDS,
     AppendLog,
     CancelJob,
     ClaimJob,
@@ -36,6 +42,7 @@ from domain.commands import (
     DeleteJob,
     FinishJob,
     JobCommand,
+    JobSpec,
     NoteServicesSeen,
     NoteWorkerActivity,
     QueueImages,
@@ -166,6 +173,8 @@ class CommandHandler:
         if job.has_applied(command):
             return _Applied(_outcome(command, job, duplicate=True))
         try:
+            if isinstance(command, UpdateJob):
+                self._check_update(job, command)
             ROUTES[type(command)](job, command)
         except Refused as refusal:
             job.refuse(command, str(refusal))
@@ -179,16 +188,29 @@ class CommandHandler:
             job = self._load_job(receipt.job_id)
             assert job is not None
             return _Applied(_outcome(command, job, duplicate=True))
+        spec = command.model_dump(include=set(SPEC_FIELDS))
+        if errors := job_reference_errors(spec, self._referent):
+            # Refused before an id is taken: nothing is created.
+            return _Applied(_refused(command, refusal_reason(errors)))
+        project = self._load_catalog_object("projects", command.project_id)
+        assert project is not None  # the reference check found it
         numbers = self._load(JOB_NUMBERS_ID) or JobNumbers()
         assert isinstance(numbers, JobNumbers)
         numbers.allocate()
-        project = self._load_catalog_object("projects", command.project_id)
-        async_workers = project is None or project.fields.get("async_pipeline_workers", True)
-        job = Job.create(numbers.last, command, async_workers)
+        job = Job.create(numbers.last, command, project.fields["async_pipeline_workers"])
         receipt = CreationReceipt(command_id=command.command_id, job_id=job.job_id)
         for aggregate in (numbers, job, receipt):
             self._remember(aggregate)
         return _Applied(_outcome(command, job), job.id, [numbers, job, receipt])
+
+    def _check_update(self, job: Job, command: UpdateJob) -> None:
+        """The job's references after the change must exist and belong to its project then."""
+        try:
+            spec = JobSpec.model_validate({**job.spec, **command.changes}).model_dump()
+        except ValidationError:
+            return  # Job.update refuses it, naming the field
+        if errors := job_reference_errors(spec, self._referent):
+            raise Refused(refusal_reason(errors))
 
     def _save_catalog_object(self, command: SaveCatalogObject) -> _Applied:
         """Create the object (the next id of its kind when none is given) or change it.
@@ -204,8 +226,11 @@ class CommandHandler:
             fields = validated_fields(command.kind, {**base, **command.fields})
             own_project = project_of(command.kind, object_id, fields)
             references = referenced(command.kind, fields)
-            if errors := reference_errors(references, own_project, self._catalog_fields):
-                raise Refused("; ".join(f"{field}: {e[0]}" for field, e in errors.items()))
+            if errors := reference_errors(references, own_project, self._referent):
+                raise Refused(refusal_reason(errors))
+            if command.kind == "pipelines":
+                self._check_slug(fields["slug"], object_id)
+            old_slug = found.fields.get("slug") if found is not None else None
             if found is None:
                 found = CatalogObject.create(object_id, command)
             else:
@@ -213,6 +238,8 @@ class CommandHandler:
         except Refused as refusal:
             return _Applied(_catalog_outcome(command, object_id, None, str(refusal)))
         saved: list[Aggregate] = [found]
+        if command.kind == "pipelines":
+            saved += self._move_slug(object_id, old_slug, fields["slug"])
         if object_id > numbers.last:
             numbers.take(object_id)
             saved.append(numbers)
@@ -230,7 +257,40 @@ class CommandHandler:
             saved=list(seen),
         )
 
-    def _catalog_fields(self, kind: str, object_id: int) -> dict[str, Any] | None:
+    def _check_slug(self, slug: str, pipeline_id: int) -> None:
+        holder = self._load_slug(slug)
+        if holder is not None:
+            holder.check_free_for(pipeline_id)
+
+    def _move_slug(self, pipeline_id: int, old_slug: str | None, slug: str) -> list[Aggregate]:
+        """The pipeline takes `slug` (checked free) and gives up `old_slug`: the slug
+        aggregates that changed, to be saved with the pipeline."""
+        changed: list[Aggregate] = []
+        holder = self._load_slug(slug)
+        if holder is None:
+            holder = PipelineSlug(slug, pipeline_id)
+            changed.append(holder)
+        elif holder.pipeline_id != pipeline_id:
+            holder.take(pipeline_id)
+            changed.append(holder)
+        previous = None if old_slug in (None, slug) else self._load_slug(old_slug)
+        if previous is not None and previous.pipeline_id == pipeline_id:
+            previous.release()
+            changed.append(previous)
+        for aggregate in changed:
+            self._remember(aggregate)
+        return changed
+
+    def _load_slug(self, slug: str) -> PipelineSlug | None:
+        found = self._load(slug_uuid(slug))
+        assert found is None or isinstance(found, PipelineSlug)
+        return found
+
+    def _referent(self, kind: str, object_id: int) -> dict[str, Any] | None:
+        """What a reference names: a catalog object's fields, or a job's project."""
+        if kind == "jobs":
+            job = self._load_job(object_id)
+            return None if job is None or job.deleted else {"project_id": job.spec["project_id"]}
         found = self._load_catalog_object(kind, object_id)
         return None if found is None else found.fields
 

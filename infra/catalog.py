@@ -5,7 +5,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from domain.catalog import KINDS
+from domain.catalog import KINDS, Lookup
 from domain.permissions import User, may_see
 from infra.read_store import ReadStore
 
@@ -80,6 +80,20 @@ class CatalogSnapshot:
             ),
             None,
         )
+
+
+def referents(snapshot: CatalogSnapshot, store: ReadStore) -> Lookup:
+    """What a reference names: a catalog object, or a job (by its project) in the view."""
+
+    def lookup(kind: str, object_id: int) -> dict[str, Any] | None:
+        if kind != "jobs":
+            return snapshot.get(kind, object_id)
+        with store.reading() as db:
+            row = db.execute("SELECT project_id FROM jobs WHERE job_id = ?", (object_id,))
+            found = row.fetchone()
+        return None if found is None else {"project_id": found["project_id"]}
+
+    return lookup
 
 
 class Catalog:

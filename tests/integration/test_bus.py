@@ -9,7 +9,7 @@ import nats
 import pytest
 
 from api.bootstrap import Stack
-from domain.commands import CancelJob, Command, CreateJob, RunJob
+from domain.commands import CancelJob, Command, CreateJob, RunJob, SaveCatalogObject, UpdateJob
 from infra.bus import COMMANDS_STREAM, MSG_ID_HEADER, command_subject, connection, jetstream
 from infra.embedded_nats import embedded_nats
 from tests.conftest import history, settled
@@ -112,6 +112,47 @@ async def test_a_malformed_command_is_refused_with_a_reason_and_changes_nothing(
 async def test_a_command_for_an_unknown_job_is_refused(stack: Stack) -> None:
     outcome = await stack.bus.send(RunJob(job_id=999))
     assert (outcome.accepted, outcome.reason) == (False, "Job 999 does not exist")
+
+
+async def test_a_job_naming_what_does_not_exist_is_refused_and_nothing_is_created(
+    stack: Stack, client: httpx.AsyncClient
+) -> None:
+    outcome = await stack.bus.send(CreateJob(name="nowhere", project_id=999))
+    reason = 'project_id: Invalid pk "999" - object does not exist.'
+    assert (outcome.accepted, outcome.job_id, outcome.reason) == (False, None, reason)
+    assert (await client.get("/api/v2/jobs/")).json()["count"] == 0
+
+
+async def test_a_change_pointing_into_another_project_is_refused_on_the_bus(
+    stack: Stack, client: httpx.AsyncClient
+) -> None:
+    await stack.save_catalog({"projects": [{"id": 17, "name": "Elsewhere"}]})
+    await stack.save_catalog({"collections": [{"id": 9, "name": "Theirs", "project_id": 17}]})
+    created = await stack.bus.send(CreateJob(name="mine", project_id=16))
+    job_id = created.job_id or 0
+
+    moved = await stack.bus.send(
+        UpdateJob(job_id=job_id, changes={"source_image_collection_id": 9})
+    )
+
+    reason = "source_image_collection_id: Collection 9 belongs to project 17, not 16."
+    assert (moved.accepted, moved.reason) == (False, reason)
+    assert [e["type"] for e in await history(client, job_id)][-1] == "CommandRefused"
+
+
+async def test_a_pipeline_slug_is_held_by_one_pipeline_until_it_gives_it_up(stack: Stack) -> None:
+    def pipeline(object_id: int, slug: str) -> SaveCatalogObject:
+        fields = {"name": f"Pipeline {object_id}", "slug": slug}
+        return SaveCatalogObject(kind="pipelines", object_id=object_id, fields=fields)
+
+    taken = await stack.bus.send(pipeline(2, "panama_moths_2023"))
+    assert (taken.accepted, taken.reason) == (
+        False,
+        "slug: pipeline with this slug already exists.",
+    )
+    assert (await stack.bus.send(pipeline(1, "panama_moths_2024"))).accepted  # gives it up
+    assert (await stack.bus.send(pipeline(2, "panama_moths_2023"))).accepted
+    assert not (await stack.bus.send(pipeline(1, "panama_moths_2023"))).accepted
 
 
 def _processes_mentioning(text: str) -> list[str]:

@@ -324,6 +324,29 @@ async def test_a_job_shows_the_data_export_it_makes(client: httpx.AsyncClient) -
     assert [item["data_export"] for item in listed["results"]] == [shown]
 
 
+async def test_an_export_names_a_job_of_its_own_project(
+    stack: Stack, client: httpx.AsyncClient
+) -> None:
+    await stack.save_catalog({"projects": [{"id": 17, "name": "Elsewhere"}]})
+    job = await create_job(client, start_now=False, job_type_key="data_export", delay=0)
+    export = {"user": 1, "project": 16, "format": "csv"}
+
+    unknown = await client.post("/api/v2/exports/", json={**export, "job": 999})
+    elsewhere = await client.post(
+        "/api/v2/exports/", json={**export, "project": 17, "job": job["id"]}
+    )
+
+    assert (unknown.status_code, unknown.json()) == (
+        400,
+        {"job": ['Invalid pk "999" - object does not exist.']},
+    )
+    assert (elsewhere.status_code, elsewhere.json()) == (
+        400,
+        {"job": [f"Job {job['id']} belongs to project 16, not 17."]},
+    )
+    assert (await client.get("/api/v2/exports/")).json()["count"] == 0
+
+
 async def test_the_openapi_document_describes_each_kind_and_its_bodies(
     client: httpx.AsyncClient,
 ) -> None:
