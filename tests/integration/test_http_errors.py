@@ -97,3 +97,15 @@ async def test_a_body_that_is_a_list_is_400(client: httpx.AsyncClient) -> None:
     response = await client.post("/api/v2/jobs/", json=[SEED_JOB])
     assert response.status_code == 400
     assert response.json() == {"non_field_errors": ["Invalid data. Expected a dictionary."]}
+
+
+async def test_a_body_nested_too_deeply_is_400(client: httpx.AsyncClient) -> None:
+    body = b'{"name": ' + b"[" * 100_000 + b"]" * 100_000 + b"}"
+    response = await client.post(
+        "/api/v2/jobs/", content=body, headers={"content-type": "application/json"}
+    )
+    assert (response.status_code, response.json()) == (
+        400,
+        {"detail": "JSON parse error - nested too deeply"},
+    )
+    assert (await client.get("/api/v2/jobs/")).json()["count"] == 0
