@@ -93,6 +93,7 @@ def build_app(stack: Stack) -> FastAPI:
         title="jobledger",
         description="An event-sourced job system with Antenna's jobs API.",
         version=VERSION,
+        redirect_slashes=False,  # only a GET is redirected (AppendSlash); a POST is not usable
     )
     app.add_middleware(AppendSlash)
     time_zone = ZoneInfo(stack.settings.time_zone)
