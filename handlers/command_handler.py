@@ -103,6 +103,7 @@ def job_brief(job: Job) -> dict[str, Any]:
         "pipeline_id": job.spec["pipeline_id"],
         "source_image_collection_id": job.spec["source_image_collection_id"],
         "source_image_single_id": job.spec["source_image_single_id"],
+        "job_type_key": job.spec["job_type_key"],
         "dispatch_mode": job.dispatch_mode,
         "started_at": job.started_at.isoformat() if job.started_at else None,
         "stages": job.progress["stages"],

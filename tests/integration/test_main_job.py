@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 
 from api.bootstrap import running_stack
 from api.schemas import Job
@@ -153,6 +154,25 @@ async def test_cancel_of_a_finished_job_changes_nothing_and_is_recorded(
         "command": "CancelJob",
         "reason": f"Job {created['id']} has already ended (SUCCESS); nothing to cancel",
     }
+
+
+@pytest.mark.parametrize(
+    ("job_type_key", "reason"),
+    [
+        ("ml", "No pipeline specified to process images in ML job"),
+        (
+            "data_export",
+            "Data Export jobs have no runner here: only ML pipeline and test (delay) jobs run",
+        ),
+    ],
+)
+async def test_a_job_with_nothing_to_run_fails_saying_why(
+    client: httpx.AsyncClient, job_type_key: str, reason: str
+) -> None:
+    job = await create_job(client, delay=0, pipeline_id=None, job_type_key=job_type_key)
+    ended = await wait_for(client, job["id"])
+    assert (ended["status"], ended["progress"]["stages"]) == ("FAILURE", [])
+    assert ended["logs"]["stderr"] == [f'Job #{job["id"]} "Trest" failed: {reason}']
 
 
 async def test_running_a_running_job_is_refused_with_a_reason(client: httpx.AsyncClient) -> None:
