@@ -62,9 +62,9 @@ from domain.commands import (
     RunJob,
     UpdateJob,
 )
-from domain.envelope import EventEnvelope, Outcome
+from domain.envelope import EventEnvelope, Outcome, project_set_by
 from domain.job import JOB_EVENT_TYPES
-from domain.permissions import User, run_permission
+from domain.permissions import ANONYMOUS, User, run_permission
 from domain.pipeline_results import record_result
 from domain.statuses import ACTIVE, FINAL, JobStatus
 from handlers.runner import throughput
@@ -107,7 +107,10 @@ def build_app(stack: Stack) -> FastAPI:
 
     @app.exception_handler(RequestValidationError)
     async def invalid_request(_: Request, error: RequestValidationError) -> JSONResponse:
-        return JSONResponse(field_errors(list(error.errors())), status_code=400)
+        errors = list(error.errors())
+        if any(e["loc"][0] == "path" for e in errors):  # /jobs/abc/: no such object, as DRF
+            return JSONResponse(NOT_FOUND, status_code=404)
+        return JSONResponse(field_errors(errors), status_code=400)
 
     def authenticated(
         request: Request, authorization: Annotated[str | None, Header()] = None
@@ -219,6 +222,8 @@ def build_app(stack: Stack) -> FastAPI:
         ids_only = lenient_bool(params.get("ids_only"))
         project_id = dict(query.equal).get("project_id")
         assert project_id is None or isinstance(project_id, int)
+        if project_id in hidden:  # a draft project is not there for outsiders, as one unknown
+            raise ApiError(404, NOT_FOUND)
         if ids_only and (query.pipeline_ids is not None or project_id is not None):
             background.add_task(heartbeats.seen, render.catalog, query.pipeline_ids, project_id)
         return {
@@ -398,14 +403,12 @@ def build_app(stack: Stack) -> FastAPI:
         limit: Annotated[int, Query(ge=1, le=5000)] = HISTORY_PAGE,
         offset: Annotated[int, Query(ge=0)] = 0,
     ) -> dict[str, Any]:
-        if type is not None and type not in JOB_EVENT_TYPES:
-            choices = ", ".join(sorted(JOB_EVENT_TYPES))
-            raise ApiError(400, {"type": [f"{type} is not an event type; one of: {choices}"]})
+        check_event_type(type)
         history = await asyncio.to_thread(stack.event_store.job_history, job_id)
-        if not history or not stack.catalog.current().visible(
-            user, history[0].data["spec"]["project_id"]
-        ):
+        projects = [p for event in history if (p := project_set_by(event)) is not None]
+        if not projects or not stack.catalog.current().visible(user, projects[-1]):
             raise ApiError(404, NOT_FOUND)
+        require(user, "view_history", projects[-1])
         after = None if since is None else _moment(since, time_zone, "since")
         before = None if until is None else _moment(until, time_zone, "until")
         chosen = [
@@ -441,7 +444,7 @@ def build_app(stack: Stack) -> FastAPI:
         follow: Annotated[str | None, Query(description="false: stop at the last one")] = None,
         last_event_id: Annotated[str | None, Header()] = None,
     ) -> StreamingResponse:
-        visible_view(job_id, user)
+        require(user, "view_history", visible_view(job_id, user)["project_id"])
         after = resume_after(last_event_id, from_version)
 
         async def stream() -> AsyncIterator[str]:
@@ -466,8 +469,10 @@ def build_app(stack: Stack) -> FastAPI:
         follow: Annotated[str | None, Query(description="false: stop at the last one")] = None,
         last_event_id: Annotated[str | None, Header()] = None,
     ) -> StreamingResponse:
+        if user is ANONYMOUS:
+            require(user, "view_history", 0)  # 401: histories are for the projects' people
+        check_event_type(type)
         start = await first_sequence_after(js, resume_after(last_event_id, from_position))
-        hidden = stack.catalog.current().hidden_projects(user)
         projects: dict[int, int | None] = {}
 
         def project_of(event: EventEnvelope) -> int | None:
@@ -482,10 +487,13 @@ def build_app(stack: Stack) -> FastAPI:
 
         def wanted(event: EventEnvelope) -> bool:
             project_id = project_of(event)
-            if project_id is None and not user.is_superuser:
-                return False  # a deleted job's project is unknown here: only for superusers
+            # A deleted job's project is unknown here: its events are for superusers only.
+            if project_id is None:
+                allowed = user.is_superuser
+            else:
+                allowed = user.can("view_history", project_id)
             return (
-                project_id not in hidden
+                allowed
                 and (project is None or project_id == project)
                 and (type is None or event.type == type)
                 and (status is None or event.data.get("status") == status)
@@ -537,11 +545,13 @@ def build_app(stack: Stack) -> FastAPI:
             catalog = stack.catalog.current()
             background.add_task(heartbeats.seen, catalog, pipelines, view["project_id"])
 
-    async def note(job_id: int, message: str, actor: str) -> int:
+    async def note(job_id: int, message: str, actor: str, while_running: int | None = None) -> int:
         """A log line about workers' calls, and its position; losing one must not fail the
         call (position 0)."""
         with contextlib.suppress(TimeoutError):
-            command = NoteWorkerActivity(job_id=job_id, message=message, actor=actor)
+            command = NoteWorkerActivity(
+                job_id=job_id, message=message, actor=actor, while_running=while_running
+            )
             outcome = await stack.bus.send(command)
             return outcome.position or 0
         return 0
@@ -566,6 +576,12 @@ def build_app(stack: Stack) -> FastAPI:
         positions = []
         latest = None  # the job after the last result
         for subject, command in commands.items():
+            # Logged as queued before it is applied: the result may end the job.
+            line = (
+                f"Queued pipeline result: task_id={command.command_id}, reply_subject={subject},"
+                f" {request.state.caller}"
+            )
+            positions.append(await note(job_id, line, user.email))
             try:
                 outcome = await stack.bus.send(command)  # late: refused, and still acknowledged
             except (TimeoutError, NatsError) as error:
@@ -575,13 +591,9 @@ def build_app(stack: Stack) -> FastAPI:
                 await connection(stack.broker).publish(subject, b"+ACK")
             positions.append(outcome.position or 0)
             latest = outcome.job
-            line = (
-                f"Queued pipeline result: task_id={command.command_id}, reply_subject={subject},"
-                f" {request.state.caller}"
-            )
-            positions.append(await note(job_id, line, user.email))
-        if progress := throughput(latest):
-            positions.append(await note(job_id, progress, user.email))
+        if latest is not None and (progress := throughput(latest)):
+            attempt = latest["attempt"]
+            positions.append(await note(job_id, progress, user.email, while_running=attempt))
         await wait_for_projection(max(positions, default=None))
         receipts = [
             {
@@ -664,6 +676,13 @@ async def in_process_client(
         transport=transport, base_url="http://localhost:8000", headers=headers
     ) as client:
         yield client
+
+
+def check_event_type(type: str | None) -> None:
+    """400 naming the `type` parameter unless it is absent or a job event's type."""
+    if type is not None and type not in JOB_EVENT_TYPES:
+        choices = ", ".join(sorted(JOB_EVENT_TYPES))
+        raise ApiError(400, {"type": [f"{type} is not an event type; one of: {choices}"]})
 
 
 class AppendSlash:

@@ -22,7 +22,11 @@ BAD_TIME = (
     " YYYY-MM-DDThh:mm[:ss[.uuuuuu]][+HH:MM|-HH:MM|Z]."
 )
 
-NULLABLE_IN_FORMS = frozenset(JOB_REFERENCES) - {"project_id"} | {"limit"}
+# DRF's relational fields read "" as null in any body; a form's "" is null for every
+# nullable field. (A `project_id` of "" is then "This field may not be null.")
+BLANK_IS_NULL = frozenset(JOB_REFERENCES)
+BLANK_IS_NULL_IN_FORMS = BLANK_IS_NULL | {"limit"}
+FORMS = ("application/x-www-form-urlencoded", "multipart/form-data")
 
 
 class JobBody(JobSpec):
@@ -45,13 +49,13 @@ def body_doc(model: type[BaseModel]) -> dict[str, Any]:
 async def read_body(request: Request) -> dict[str, Any]:
     """The body's fields, whatever its content type."""
     content_type = request.headers.get("content-type", "")
-    if content_type.startswith(("application/x-www-form-urlencoded", "multipart/form-data")):
+    media_type = content_type.partition(";")[0].strip().lower()
+    if media_type in FORMS:
         form = await request.form()
-        return {
-            key: None if key in NULLABLE_IN_FORMS and value == "" else value
-            for key, value in form.items()
-            if isinstance(value, str)
-        }
+        fields = {key: value for key, value in form.items() if isinstance(value, str)}
+        return _blanks_as_null(fields, BLANK_IS_NULL_IN_FORMS)
+    if media_type not in ("", "application/json"):
+        raise ApiError(415, {"detail": f'Unsupported media type "{content_type}" in request.'})
     raw = await request.body()
     if not raw.strip():
         return {}
@@ -63,7 +67,13 @@ async def read_body(request: Request) -> dict[str, Any]:
         raise ApiError(400, {"detail": "JSON parse error - nested too deeply"}) from None
     if not isinstance(data, dict):
         raise ApiError(400, {"non_field_errors": ["Invalid data. Expected a dictionary."]})
-    return data
+    return _blanks_as_null(data, BLANK_IS_NULL)
+
+
+def _blanks_as_null(fields: dict[str, Any], nullable: frozenset[str]) -> dict[str, Any]:
+    return {
+        key: None if key in nullable and value == "" else value for key, value in fields.items()
+    }
 
 
 def validated(model: type[Body], data: dict[str, Any]) -> Body:
@@ -83,6 +93,8 @@ def field_errors(errors: list[ErrorDetails]) -> dict[str, list[str]]:
 
 def drf_message(error: ErrorDetails) -> str:
     context = error.get("ctx", {})
+    if error["input"] is None and error["type"].endswith("_type"):
+        return "This field may not be null."
     match error["type"]:
         case "missing":
             return "This field is required."

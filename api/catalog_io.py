@@ -11,8 +11,8 @@ from typing import Any
 
 import yaml
 
-from domain.catalog import KINDS, Lookup, project_of, reference_errors, referenced, validated_fields
-from domain.commands import SaveCatalogObject
+from domain.catalog import KINDS, Lookup, save_errors, validated_fields
+from domain.commands import MAX_ID, SaveCatalogObject
 from domain.job import Refused
 from infra.bus import CommandBus
 from infra.catalog import CatalogSnapshot, referents
@@ -66,14 +66,15 @@ def checked(
         for item in entries.get(kind, []):
             if not isinstance(item, dict) or not isinstance(item.get("id"), int):
                 raise ValueError(f"every {kind} entry needs an integer id: {item!r}")
+            if not 0 < item["id"] <= MAX_ID:
+                raise ValueError(f"{kind} {item['id']}: id: not between 1 and {MAX_ID}")
             object_id, fields = item["id"], {k: v for k, v in item.items() if k != "id"}
             try:
                 valid = validated_fields(kind, fields)
             except Refused as refusal:
                 raise ValueError(f"{kind} {object_id}: {refusal}") from None
-            references = referenced(kind, valid)
-            own_project = project_of(kind, object_id, valid)
-            if errors := reference_errors(references, own_project, lookup):
+            before = lookup(kind, object_id)
+            if errors := save_errors(kind, object_id, before, valid, lookup):
                 field, problems = next(iter(errors.items()))
                 raise ValueError(f"{kind} {object_id}: {field}: {problems[0]}")
             saved[(kind, object_id)] = valid

@@ -18,7 +18,7 @@ from api.errors import HANDLER_TIMEOUT, NOT_FOUND, ApiError, send_command
 from api.job_json import JobRenderer
 from api.list_query import page_envelope, positive_or
 from api.schemas import CATALOG_DETAILS, Page
-from domain.catalog import FIELDS, KINDS, project_of, reference_errors, referenced
+from domain.catalog import FIELDS, project_of, save_errors
 from domain.commands import MAX_ID, CatalogKind, SaveCatalogObject
 from domain.permissions import ANONYMOUS, User
 from infra.catalog import referents
@@ -83,14 +83,12 @@ def add_catalog_routes(app: FastAPI, stack: Stack, renderer: Callable[..., JobRe
         if object_id is not None:
             may_change(render.user, kind, object_id, found(render, kind, object_id))
         body = await read_body(request)
-        stored = render.catalog.get(kind, object_id) or {}
-        model = validated(FIELDS[kind], {**stored, **body} if partial else body)
+        before = render.catalog.get(kind, object_id)
+        model = validated(FIELDS[kind], {**(before or {}), **body} if partial else body)
         fields = model.model_dump(mode="json")
         may_change(render.user, kind, object_id, fields)
-        own_project = project_of(kind, object_id, fields)
-        references = referenced(kind, fields)
         lookup = referents(render.catalog, stack.read_store)
-        if errors := reference_errors(references, own_project, lookup):
+        if errors := save_errors(kind, object_id, before, fields, lookup):
             raise ApiError(400, errors)
         if kind == "pipelines" and render.catalog.pipeline_by_slug(fields["slug"], object_id):
             raise ApiError(400, {"slug": ["pipeline with this slug already exists."]})
@@ -177,8 +175,9 @@ def add_catalog_routes(app: FastAPI, stack: Stack, renderer: Callable[..., JobRe
         ) -> dict[str, Any]:
             return await save(request, render, kind, object_id)
 
-    for kind in KINDS:
-        routes_for(kind, PATHS[kind])
+    # In PATHS's order: collections' routes before `captures/{object_id}/` would take them.
+    for kind, path in PATHS.items():
+        routes_for(kind, path)
 
     @app.post("/api/v2/catalog/", summary="Import catalog objects by id", tags=["catalog"])
     async def import_catalog(request: Request, render: Renderer) -> dict[str, int]:

@@ -13,6 +13,7 @@ from domain.catalog import (
     DeploymentFields,
     ExportFields,
     ProjectFields,
+    SamplingMethod,
     ServiceFields,
 )
 from domain.commands import CatalogKind
@@ -33,7 +34,7 @@ class NamedObject(Nested):
 
 
 class Collection(NamedObject):
-    method: str
+    method: SamplingMethod
 
 
 class Capture(Nested):

@@ -5,19 +5,23 @@ Each object is an aggregate of its own, so every change to it is an event like a
 replay rebuilds the objects a job view nests exactly as they were.
 """
 
+import re
 from collections.abc import Callable
 from datetime import datetime
 from typing import Any, Literal, get_args
 from uuid import UUID, uuid5
 
 from eventsourcing.domain import Aggregate, event
-from pydantic import AnyHttpUrl, BaseModel, ConfigDict, Field, ValidationError
+from pydantic import AnyHttpUrl, BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from domain.commands import MAX_ID, CatalogKind, Command, SaveCatalogObject, validation_reason
 from domain.job import NAMESPACE, Refused, cause_of
 
 # In the order an import saves them, so that references point backwards.
 KINDS: tuple[CatalogKind, ...] = get_args(CatalogKind)
+
+SLUG = re.compile(r"[-a-zA-Z0-9_]+")
+BAD_SLUG = "Enter a valid “slug” consisting of letters, numbers, underscores or hyphens."
 
 Id = Field(gt=0, le=MAX_ID)
 Name = Field(min_length=1, max_length=255)
@@ -40,10 +44,26 @@ class DeploymentFields(Fields):
     project_id: int = Id
 
 
+# How a collection's images were chosen, as Antenna names the methods.
+SamplingMethod = Literal[
+    "full",
+    "random",
+    "stratified_random",
+    "interval",
+    "manual",
+    "starred",
+    "random_from_each_event",
+    "last_and_random_from_each_event",
+    "greatest_file_size_from_each_event",
+    "detections_only",
+    "common_combined",
+]
+
+
 class CollectionFields(Fields):
     name: str = Name
     project_id: int | None = Field(default=None, gt=0, le=MAX_ID)
-    method: str = "full"  # the sampling method that chose the images
+    method: SamplingMethod = "full"
     images: list[int] = Field(default_factory=list)  # capture ids
 
 
@@ -59,6 +79,7 @@ class CaptureFields(Fields):
 
 class PipelineFields(Fields):
     name: str = Name
+    # Workers poll by slug, several at once comma-separated: a slug is one word.
     slug: str = Field(min_length=1, max_length=255)
     description: str = ""
     version: int = Field(default=1, ge=0)
@@ -66,6 +87,13 @@ class PipelineFields(Fields):
     batch_size: int = Field(default=1, ge=1)  # images per request to a sync processing service
     created_at: datetime | None = None  # as the pipeline's origin gives them; else the catalog's
     updated_at: datetime | None = None
+
+    @field_validator("slug")
+    @classmethod
+    def one_word(cls, slug: str) -> str:
+        if not SLUG.fullmatch(slug):
+            raise ValueError(BAD_SLUG)
+        return slug
 
 
 class ServiceFields(Fields):
@@ -175,6 +203,27 @@ def reference_errors(
         else:
             continue
         errors.setdefault(field, [problem])  # the first problem of a field says enough
+    return errors
+
+
+def save_errors(
+    kind: CatalogKind,
+    object_id: int | None,
+    before: dict[str, Any] | None,
+    after: dict[str, Any],
+    lookup: Lookup,
+) -> dict[str, list[str]]:
+    """What is wrong with saving `after` over `before` (None: a new object): a reference
+    that does not hold, or a move to another project, which would leave the jobs and objects
+    that refer to it there pointing across projects."""
+    own_project = project_of(kind, object_id, after)
+    errors = reference_errors(referenced(kind, after), own_project, lookup)
+    if before is not None and kind != "projects":
+        was_in = project_of(kind, object_id, before)
+        if was_in != own_project:
+            field = "project" if kind == "exports" else "project_id"
+            noun = kind.rstrip("s").capitalize()
+            errors.setdefault(field, [f"{noun} {object_id} stays in project {was_in}."])
     return errors
 
 

@@ -173,6 +173,9 @@ class NoteWorkerActivity(JobCommand):
 
     level: LogLevel = "INFO"
     message: str = Field(min_length=1, max_length=10_000)
+    # The attempt a line about a running job (its throughput) speaks of: once that attempt
+    # has ended, the line is late and refused.
+    while_running: int | None = Field(default=None, ge=1)
 
 
 class QueueImages(RunnerReport):

@@ -65,6 +65,17 @@ ENVELOPE_FIELDS = frozenset(
 )
 
 
+def project_set_by(event: EventEnvelope) -> int | None:
+    """The project a job's event puts it in: its creation's, or a move's; else None."""
+    if event.type == "JobCreated":
+        project_id: int = event.data["spec"]["project_id"]
+        return project_id
+    if event.type == "JobUpdated":
+        moved_to: int | None = event.data["changes"].get("project_id")
+        return moved_to
+    return None
+
+
 def envelope_of(event: Any, position: int | None) -> EventEnvelope:
     """The public envelope of a stored job event."""
     return EventEnvelope(job_id=event.job_id, **_common(event, position))

@@ -373,6 +373,9 @@ class Job(Aggregate):
 
     def note_worker_activity(self, command: NoteWorkerActivity) -> None:
         """Workers may call on a job in any status; the line records what they asked."""
+        running = (self.attempt, self.status) == (command.while_running, JobStatus.STARTED)
+        if command.while_running is not None and not running:
+            raise Refused(f"Job {self.job_id} attempt {command.while_running} is not running")
         self._log(command.level, command.message, command)
 
     def finish(self, command: FinishJob) -> None:

@@ -20,13 +20,15 @@ class ProjectRole(StrEnum):
 RUN_ANY = frozenset(f"run_{key}_job" for key in JOB_TYPE_NAMES) | {"run_single_image_ml_job"}
 WORKER = frozenset(f"{verb}_{key}_job" for verb in ("tasks", "result") for key in JOB_TYPE_NAMES)
 
+# Every role reads the project's draft jobs and their history, which names who did what:
+# that is for the project's people, not for anonymous readers.
+READ = frozenset({"view_draft", "view_history"})
+
 ROLE_PERMISSIONS: dict[ProjectRole, frozenset[str]] = {
-    ProjectRole.VIEWER: frozenset({"view_draft"}),
-    ProjectRole.MEMBER: frozenset({"view_draft", "create_job", "update_job"}) | RUN_ANY,
-    ProjectRole.WORKER: frozenset({"view_draft"}) | WORKER,
-    ProjectRole.OWNER: frozenset({"view_draft", "create_job", "update_job", "change_project"})
-    | RUN_ANY
-    | WORKER,
+    ProjectRole.VIEWER: READ,
+    ProjectRole.MEMBER: READ | {"create_job", "update_job"} | RUN_ANY,
+    ProjectRole.WORKER: READ | WORKER,
+    ProjectRole.OWNER: READ | {"create_job", "update_job", "change_project"} | RUN_ANY | WORKER,
 }
 
 

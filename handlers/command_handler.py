@@ -24,10 +24,8 @@ from domain.catalog import (
     catalog_uuid,
     job_reference_errors,
     numbers_uuid,
-    project_of,
-    reference_errors,
-    referenced,
     refusal_reason,
+    save_errors,
     slug_uuid,
     validated_fields,
 )
@@ -223,15 +221,14 @@ class CommandHandler:
         object_id = command.object_id or numbers.last + 1
         found = self._load_catalog_object(command.kind, object_id)
         try:
-            base = found.fields if found is not None and command.partial else {}
+            before = found.fields if found is not None else None
+            base = before if before is not None and command.partial else {}
             fields = validated_fields(command.kind, {**base, **command.fields})
-            own_project = project_of(command.kind, object_id, fields)
-            references = referenced(command.kind, fields)
-            if errors := reference_errors(references, own_project, self._referent):
+            if errors := save_errors(command.kind, object_id, before, fields, self._referent):
                 raise Refused(refusal_reason(errors))
             if command.kind == "pipelines":
                 self._check_slug(fields["slug"], object_id)
-            old_slug = found.fields.get("slug") if found is not None else None
+            old_slug = (before or {}).get("slug")
             if found is None:
                 found = CatalogObject.create(object_id, command)
             else:

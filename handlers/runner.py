@@ -399,6 +399,9 @@ def throughput(job: dict[str, Any] | None) -> str | None:
 
 def _no_work(job: dict[str, Any]) -> str:
     """Why an internal job without a delay fails: jobledger runs pipelines and test jobs only."""
+    if job["job_type_key"] == "ml" and job["pipeline_id"] is not None:
+        # Dispatch is fixed at creation (CONTRACT.md section 10): a later pipeline is not run.
+        return "The pipeline was set after the job was created: create a new job to run it"
     if job["job_type_key"] == "ml":
         return "No pipeline specified to process images in ML job"  # Antenna's words
     name = JOB_TYPE_NAMES[job["job_type_key"]]

@@ -15,7 +15,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any, TextIO
 
-from domain.envelope import Envelope, EventEnvelope
+from domain.envelope import Envelope, EventEnvelope, project_set_by
 
 GENESIS = "0" * 64
 CSV_COLUMNS = (
@@ -184,13 +184,6 @@ def jobs_of_project(events: Iterable[Envelope], project_id: int) -> list[int]:
         {
             event.job_id
             for event in events
-            if isinstance(event, EventEnvelope)
-            and (
-                (event.type == "JobCreated" and event.data["spec"]["project_id"] == project_id)
-                or (
-                    event.type == "JobUpdated"
-                    and event.data["changes"].get("project_id") == project_id
-                )
-            )
+            if isinstance(event, EventEnvelope) and project_set_by(event) == project_id
         }
     )

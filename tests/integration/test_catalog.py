@@ -2,7 +2,7 @@
 the `details` URLs, rebuilt by a replay."""
 
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args
 
 import httpx
 import pytest
@@ -11,6 +11,8 @@ from api.app import in_process_client
 from api.bootstrap import Stack
 from api.catalog_io import read_catalog_file
 from api.catalog_routes import PATHS
+from domain.catalog import BAD_SLUG, SamplingMethod
+from domain.commands import SaveCatalogObject
 from domain.envelope import CatalogEnvelope
 from domain.permissions import ProjectRole
 from infra.bus import jetstream
@@ -94,9 +96,17 @@ async def test_imported_objects_are_nested_in_jobs_and_served_at_their_details(
     }
 
 
+async def test_each_kind_is_listed_at_its_path(client: httpx.AsyncClient) -> None:
+    seeded = {"projects": 1, "collections": 1, "pipelines": 1}
+    for kind, path in PATHS.items():
+        response = await client.get(f"/api/v2/{path}/")
+        assert response.status_code == 200, path
+        assert response.json()["count"] == seeded.get(kind, 0), path
+
+
 async def test_an_unknown_catalog_object_is_404(client: httpx.AsyncClient) -> None:
     for path in PATHS.values():
-        for object_id in ("99", "0", str(2**63)):
+        for object_id in ("99", "0", str(2**63), "abc"):
             response = await client.get(f"/api/v2/{path}/{object_id}/")
             assert (response.status_code, response.json()) == (404, {"detail": "Not found."})
 
@@ -406,6 +416,10 @@ async def test_an_object_may_refer_only_to_its_own_projects_objects(
     assert response.json() == ["collections 24: images: Capture 22 belongs to project 16, not 20."]
 
 
+_methods = get_args(SamplingMethod)
+METHODS = ", ".join(map(repr, _methods[:-1])) + f" or {_methods[-1]!r}"
+
+
 @pytest.mark.parametrize(
     ("path", "body", "errors"),
     [
@@ -434,6 +448,12 @@ async def test_an_object_may_refer_only_to_its_own_projects_objects(
             {"name": "C", "images": "1,2"},
             {"images": ['Expected a list of items but got type "str".']},
         ),
+        ("ml/pipelines/", {"name": "Two", "slug": "a,b"}, {"slug": [BAD_SLUG]}),
+        (
+            "captures/collections/",
+            {"name": "Odd", "project_id": 16, "method": "bogus"},
+            {"method": [f'"bogus" is not a valid choice. Allowed: {METHODS}.']},
+        ),
     ],
 )
 async def test_fields_are_checked_for_what_they_hold(
@@ -455,3 +475,36 @@ async def test_an_import_may_not_give_two_pipelines_one_slug(client: httpx.Async
     # The same pipeline imported again keeps its slug: no clash with itself.
     again = {"pipelines": [{"id": 1, "name": "Panama moths", "slug": "panama_moths_2023"}]}
     assert (await client.post("/api/v2/catalog/", json=again)).status_code == 200
+
+
+async def test_an_object_stays_in_its_project(stack: Stack, client: httpx.AsyncClient) -> None:
+    await stack.save_catalog({"projects": [{"id": 17, "name": "Elsewhere"}]})
+    made = await client.post("/api/v2/deployments/", json={"name": "Trap", "project_id": 16})
+    deployment = made.json()["id"]
+    job = await create_job(client, start_now=False, deployment_id=deployment)
+
+    moved = await client.patch(f"/api/v2/deployments/{deployment}/", json={"project_id": 17})
+
+    assert (moved.status_code, moved.json()) == (
+        400,
+        {"project_id": [f"Deployment {deployment} stays in project 16."]},
+    )
+    renamed = await client.patch(f"/api/v2/jobs/{job['id']}/", json={"name": "Still fine"})
+    assert renamed.status_code == 200
+    on_the_bus = await stack.bus.send(
+        SaveCatalogObject(
+            kind="deployments", object_id=deployment, fields={"project_id": 17}, partial=True
+        )
+    )
+    assert (on_the_bus.accepted, on_the_bus.reason) == (
+        False,
+        f"project_id: Deployment {deployment} stays in project 16.",
+    )
+
+
+async def test_an_import_names_an_id_out_of_range(client: httpx.AsyncClient) -> None:
+    response = await client.post("/api/v2/catalog/", json={"projects": [{"id": -1, "name": "N"}]})
+    assert (response.status_code, response.json()) == (
+        400,
+        [f"projects -1: id: not between 1 and {2**63 - 1}"],
+    )

@@ -3,7 +3,7 @@
 import httpx
 import pytest
 
-from tests.conftest import SEED_JOB
+from tests.conftest import SEED_JOB, create_job, wait_for
 
 
 @pytest.mark.parametrize(
@@ -109,3 +109,62 @@ async def test_a_body_nested_too_deeply_is_400(client: httpx.AsyncClient) -> Non
         {"detail": "JSON parse error - nested too deeply"},
     )
     assert (await client.get("/api/v2/jobs/")).json()["count"] == 0
+
+
+async def test_a_blank_reference_in_json_is_null_as_drf_reads_it(client: httpx.AsyncClient) -> None:
+    blank = {**SEED_JOB, "pipeline_id": "", "source_image_collection_id": ""}
+    created = await client.post("/api/v2/jobs/", json=blank)
+    assert (created.status_code, created.json()["pipeline"]) == (201, None)
+    no_project = await client.post("/api/v2/jobs/", json={**SEED_JOB, "project_id": ""})
+    assert (no_project.status_code, no_project.json()) == (
+        400,
+        {"project_id": ["This field may not be null."]},
+    )
+
+
+async def test_a_body_of_another_media_type_is_415(client: httpx.AsyncClient) -> None:
+    response = await client.post(
+        "/api/v2/jobs/", content=b"<job/>", headers={"content-type": "application/xml"}
+    )
+    assert (response.status_code, response.json()) == (
+        415,
+        {"detail": 'Unsupported media type "application/xml" in request.'},
+    )
+
+
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [
+        ("GET", "/api/v2/jobs/abc/"),
+        ("DELETE", "/api/v2/jobs/abc/"),
+        ("POST", "/api/v2/jobs/x/run/"),
+    ],
+)
+async def test_a_job_id_that_is_not_a_number_is_404(
+    client: httpx.AsyncClient, method: str, path: str
+) -> None:
+    response = await client.request(method, path)
+    assert (response.status_code, response.json()) == (404, {"detail": "Not found."})
+
+
+async def test_an_unknown_event_type_on_the_stream_is_400(client: httpx.AsyncClient) -> None:
+    response = await client.get("/api/v2/events/", params={"type": "Bogus", "follow": 0})
+    assert response.status_code == 400
+    assert response.json()["type"][0].startswith("Bogus is not an event type; one of: ")
+
+
+async def test_a_pipeline_set_after_creation_is_not_run_and_the_failure_says_so(
+    client: httpx.AsyncClient,
+) -> None:
+    job = await create_job(client, start_now=False, delay=0, pipeline_id=None)
+    assert job["dispatch_mode"] == "internal"
+    await client.patch(f"/api/v2/jobs/{job['id']}/", json={"pipeline_id": 1})
+    await client.post(f"/api/v2/jobs/{job['id']}/run/")
+    ended = await wait_for(client, job["id"])
+    assert (ended["status"], ended["logs"]["stderr"]) == (
+        "FAILURE",
+        [
+            f'Job #{job["id"]} "Trest" failed: The pipeline was set after the job was created:'
+            " create a new job to run it"
+        ],
+    )

@@ -146,3 +146,42 @@ async def test_moving_a_job_needs_create_on_the_project_it_moves_to(as_role: AsR
         moved = await member.patch(f"/api/v2/jobs/{job['id']}/", json={"project_id": 22})
         assert (moved.status_code, moved.json()) == (403, NOT_ALLOWED)
         assert (await member.get(f"/api/v2/jobs/{job['id']}/")).json()["project"]["id"] == 16
+
+
+async def test_a_draft_project_is_not_there_for_outsiders(
+    client: httpx.AsyncClient, as_role: AsRole
+) -> None:
+    await create_job(client, start_now=False, project_id=DRAFT_PROJECT)
+    query = {"project_id": DRAFT_PROJECT}
+    async with as_role.anonymous() as anonymous:
+        hidden = await anonymous.get("/api/v2/jobs/", params=query)
+        unknown = await anonymous.get("/api/v2/jobs/", params={"project_id": 999})
+    assert (hidden.status_code, hidden.json()) == (404, {"detail": "Not found."})
+    assert (hidden.status_code, hidden.json()) == (unknown.status_code, unknown.json())
+    async with as_role.client(ProjectRole.VIEWER) as viewer:
+        assert (await viewer.get("/api/v2/jobs/", params=query)).json()["count"] == 1
+
+
+async def test_a_history_is_for_the_projects_people(
+    client: httpx.AsyncClient, as_role: AsRole
+) -> None:
+    """Histories name who did what: readers without a role on the project may not see them."""
+    job = await create_job(client, start_now=False)
+    history = f"/api/v2/jobs/{job['id']}/history/"
+    async with as_role.anonymous() as anonymous:
+        assert (await anonymous.get(f"/api/v2/jobs/{job['id']}/")).status_code == 200
+        refused = await anonymous.get(history)
+        assert (refused.status_code, refused.json()) == (401, NO_CREDENTIALS)
+        stream = await anonymous.get(f"/api/v2/jobs/{job['id']}/events/", params={"follow": 0})
+        assert (stream.status_code, stream.json()) == (401, NO_CREDENTIALS)
+        everything = await anonymous.get("/api/v2/events/", params={"follow": 0})
+        assert (everything.status_code, everything.json()) == (401, NO_CREDENTIALS)
+    async with as_role.client(None) as outsider:
+        forbidden = await outsider.get(history)
+        assert (forbidden.status_code, forbidden.json()) == (403, NOT_ALLOWED)
+        # The stream of all events leaves out the projects the caller has no role on.
+        seen = await outsider.get("/api/v2/events/", params={"follow": 0})
+        assert (seen.status_code, seen.text) == (200, "")
+    async with as_role.client(ProjectRole.VIEWER) as viewer:
+        shown = await viewer.get(history)
+        assert [e["type"] for e in shown.json()["results"]] == ["JobCreated"]

@@ -11,6 +11,8 @@ from pathlib import Path
 import httpx
 
 from infra.embedded_nats import free_port
+from infra.settings import Settings
+from infra.users import Users
 
 
 def test_serve_stops_promptly_on_sigterm_with_a_live_stream_open(tmp_path: Path) -> None:
@@ -33,7 +35,9 @@ def test_serve_stops_promptly_on_sigterm_with_a_live_stream_open(tmp_path: Path)
             except httpx.TransportError:
                 assert time.monotonic() < deadline, "serve did not start"
                 time.sleep(0.1)
-        with httpx.stream("GET", f"{base}/api/v2/events/", timeout=30) as live:
+        token = Users(Settings(data_dir=tmp_path).users_path).operator_token()
+        headers = {"Authorization": f"Token {token}"}
+        with httpx.stream("GET", f"{base}/api/v2/events/", headers=headers, timeout=30) as live:
             assert live.status_code == 200
             stopping = time.monotonic()
             serve.send_signal(signal.SIGTERM)

@@ -8,6 +8,7 @@ import pytest
 
 from api.app import in_process_client
 from api.bootstrap import Stack
+from domain.commands import NoteWorkerActivity
 from domain.permissions import ProjectRole
 from tests.conftest import (
     create_job,
@@ -289,3 +290,27 @@ async def test_workers_calls_are_logged_naming_the_token_by_its_first_characters
     logged = [e for e in await history(client, job["id"]) if e["type"] == "LogAppended"]
     by_workers = {e["actor"] for e in logged if "token_id=" in e["data"]["message"]}
     assert by_workers == {"worker@example.org"}
+
+
+async def test_the_last_result_is_logged_before_the_job_ends_and_late_lines_are_refused(
+    stack: Stack, client: httpx.AsyncClient, worker: httpx.AsyncClient
+) -> None:
+    job = await started_async_job(client, source_image_collection_id=COLLECTION, limit=1)
+    tasks = (await worker.post(f"/api/v2/jobs/{job['id']}/tasks/", json={"batch_size": 1})).json()
+    await worker.post(
+        f"/api/v2/jobs/{job['id']}/result/", json={"results": [success(tasks["tasks"][0])]}
+    )
+    done = await wait_for(client, job["id"])
+    newest_first = [line.partition("] ")[2] for line in done["logs"]["stdout"]]
+    assert newest_first[:2] == [
+        f'INFO Finished job #{job["id"]} "Trest" (SUCCESS)',
+        f"INFO Changing status of job {job['id']} to SUCCESS",
+    ]
+    assert any(line.startswith("INFO Queued pipeline result:") for line in newest_first)
+
+    throughput = f"Job {job['id']} throughput: elapsed=0:00:01, processed=0/1"
+    late = await stack.bus.send(
+        NoteWorkerActivity(job_id=job["id"], message=throughput, while_running=1)
+    )
+    assert (late.accepted, late.reason) == (False, f"Job {job['id']} attempt 1 is not running")
+    await settled(stack)
