@@ -428,6 +428,11 @@ def build_app(stack: Stack) -> FastAPI:
             ],
         }
 
+    def live(stream: AsyncIterator[str]) -> StreamingResponse:
+        """Server-Sent Events that end when the server begins to stop, so that it stops
+        without cutting requests off."""
+        return StreamingResponse(until(stack.closing, stream), media_type="text/event-stream")
+
     def resume_after(header: str | None, fallback: int) -> int:
         """Where a reconnecting client stopped: its Last-Event-ID, else the query's start."""
         return int(header) if header and header.strip().isdigit() else fallback
@@ -453,7 +458,7 @@ def build_app(stack: Stack) -> FastAPI:
                 if event.version > after:
                     yield server_sent(event, event.version)
 
-        return StreamingResponse(stream(), media_type="text/event-stream")
+        return live(stream())
 
     @app.get(
         "/api/v2/events/",
@@ -504,7 +509,7 @@ def build_app(stack: Stack) -> FastAPI:
                 if wanted(event):
                     yield server_sent(event, event.position or 0)
 
-        return StreamingResponse(stream(), media_type="text/event-stream")
+        return live(stream())
 
     @app.post("/api/v2/jobs/{job_id}/tasks/", summary="Hand tasks of an async job to a worker")
     async def fetch_tasks(
@@ -648,6 +653,33 @@ def attempts_of(history: list[EventEnvelope]) -> list[int]:
         current = int(event.data.get("attempt", current))
         numbers.append(current)
     return numbers
+
+
+async def until(stop: asyncio.Event, items: AsyncIterator[str]) -> AsyncIterator[str]:
+    """The items until `stop` is set (or the reader goes away): then the one being awaited
+    is cancelled, which closes `items`."""
+    stopping = asyncio.ensure_future(stop.wait())
+    step: asyncio.Future[str] | None = None
+    try:
+        while True:
+            step = asyncio.ensure_future(anext(items))
+            await asyncio.wait({step, stopping}, return_when=asyncio.FIRST_COMPLETED)
+            if not step.done():
+                return
+            try:
+                item = step.result()
+            except StopAsyncIteration:
+                return
+            yield item
+    finally:
+        stopping.cancel()
+        # Python 3.11's wait_for can swallow a cancellation (as in a NATS request under way):
+        # cancel until the step has ended, which closes `items`.
+        while step is not None and not step.done():
+            step.cancel()
+            await asyncio.wait({step}, timeout=0.1)
+        if step is not None and not step.cancelled():
+            step.exception()  # retrieved: the stream is over either way
 
 
 def server_sent(event: EventEnvelope, event_id: int) -> str:

@@ -55,6 +55,8 @@ class Stack:
     relay: EventRelay | None = None
     projector: Projector | None = None
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
+    # Set when the HTTP server begins to stop: live streams end so that it need not cut them.
+    closing: asyncio.Event = field(default_factory=asyncio.Event)
 
     async def save_catalog(self, entries: Entries, actor: str = "operator") -> dict[str, int]:
         """Add or replace catalog objects (all of them checked first); see api.catalog_io."""

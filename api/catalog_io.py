@@ -11,7 +11,7 @@ from typing import Any
 
 import yaml
 
-from domain.catalog import KINDS, Lookup, save_errors, validated_fields
+from domain.catalog import KINDS, Lookup, save_errors, unique_errors, validated_fields
 from domain.commands import MAX_ID, SaveCatalogObject
 from domain.job import Refused
 from infra.bus import CommandBus
@@ -56,10 +56,10 @@ def checked(
         raise ValueError(f"unknown catalog kind {sorted(unknown)[0]!r}; known: {', '.join(KINDS)}")
     if not_lists := [kind for kind, items in entries.items() if not isinstance(items, list)]:
         raise ValueError(f"{not_lists[0]}: expected a list of objects")
-    saved: dict[tuple[str, int], dict[str, Any]] = {}  # by this file, so far
+    saved_by_kind: dict[str, dict[int, dict[str, Any]]] = {}  # by this file, so far
 
     def lookup(kind: str, object_id: int) -> dict[str, Any] | None:
-        return saved.get((kind, object_id)) or existing(kind, object_id)
+        return saved_by_kind.get(kind, {}).get(object_id) or existing(kind, object_id)
 
     commands = []
     for kind in KINDS:
@@ -74,17 +74,13 @@ def checked(
             except Refused as refusal:
                 raise ValueError(f"{kind} {object_id}: {refusal}") from None
             before = lookup(kind, object_id)
-            if errors := save_errors(kind, object_id, before, valid, lookup):
+            of_kind = {**catalog.objects[kind], **saved_by_kind.setdefault(kind, {})}
+            errors = save_errors(kind, object_id, before, valid, lookup)
+            if errors := errors | unique_errors(kind, object_id, valid, of_kind):
                 field, problems = next(iter(errors.items()))
                 raise ValueError(f"{kind} {object_id}: {field}: {problems[0]}")
-            saved[(kind, object_id)] = valid
+            saved_by_kind[kind][object_id] = valid
             commands.append(SaveCatalogObject(kind=kind, object_id=object_id, fields=fields))
-    # Workers poll by a pipeline's slug: one pipeline each.
-    pipelines = {pid: fields for (kind, pid), fields in saved.items() if kind == "pipelines"}
-    slugs = [fields["slug"] for fields in pipelines.values()]
-    for pipeline_id, fields in pipelines.items():
-        if slugs.count(fields["slug"]) > 1 or catalog.pipeline_by_slug(fields["slug"], pipeline_id):
-            raise ValueError(f"pipelines {pipeline_id}: slug {fields['slug']!r} is taken")
     return commands
 
 

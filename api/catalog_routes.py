@@ -18,7 +18,7 @@ from api.errors import HANDLER_TIMEOUT, NOT_FOUND, ApiError, send_command
 from api.job_json import JobRenderer
 from api.list_query import page_envelope, positive_or
 from api.schemas import CATALOG_DETAILS, Page
-from domain.catalog import FIELDS, project_of, save_errors
+from domain.catalog import FIELDS, project_of, save_errors, unique_errors
 from domain.commands import MAX_ID, CatalogKind, SaveCatalogObject
 from domain.permissions import ANONYMOUS, User
 from infra.catalog import referents
@@ -90,8 +90,8 @@ def add_catalog_routes(app: FastAPI, stack: Stack, renderer: Callable[..., JobRe
         lookup = referents(render.catalog, stack.read_store)
         if errors := save_errors(kind, object_id, before, fields, lookup):
             raise ApiError(400, errors)
-        if kind == "pipelines" and render.catalog.pipeline_by_slug(fields["slug"], object_id):
-            raise ApiError(400, {"slug": ["pipeline with this slug already exists."]})
+        if taken := unique_errors(kind, object_id, fields, render.catalog.objects[kind]):
+            raise ApiError(400, taken)
         command = SaveCatalogObject(
             kind=kind,
             object_id=object_id,

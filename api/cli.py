@@ -9,6 +9,7 @@ import socket
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
+from types import FrameType
 from typing import Annotated, Any, NoReturn
 from zoneinfo import ZoneInfo
 
@@ -85,6 +86,20 @@ def ensure_free(host: str, port: int) -> None:
             raise typer.Exit(1) from None
 
 
+class StreamClosingServer(uvicorn.Server):
+    """Sets `closing` when a signal asks it to stop, so that live streams end and it stops
+    without cutting them off."""
+
+    def __init__(self, config: uvicorn.Config, closing: asyncio.Event) -> None:
+        super().__init__(config)
+        self.closing = closing
+        self.loop = asyncio.get_running_loop()
+
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        self.loop.call_soon_threadsafe(self.closing.set)  # from a signal handler
+        super().handle_exit(sig, frame)
+
+
 @app.command()
 def serve() -> None:
     """Run everything in one process (embedded NATS unless JOBLEDGER_NATS_URL) until Ctrl-C."""
@@ -106,7 +121,7 @@ def serve() -> None:
             console.print(
                 f"jobledger on http://{settings.api_host}:{settings.api_port}/api/v2/jobs/"
             )
-            await uvicorn.Server(config).serve()
+            await StreamClosingServer(config, stack.closing).serve()
 
     run(serving)
 

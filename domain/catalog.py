@@ -147,7 +147,12 @@ JOB_REFERENCES: dict[str, CatalogKind] = {
     "pipeline_id": "pipelines",
 }
 
-SLUG_TAKEN = "pipeline with this slug already exists."
+# Fields whose value one object of the kind holds at a time, and DRF's words when taken:
+# workers poll by a pipeline's slug; a job shows the one data export it makes.
+UNIQUE: dict[CatalogKind, dict[str, str]] = {
+    "pipelines": {"slug": "pipeline with this slug already exists."},
+    "exports": {"job": "data export with this job already exists."},
+}
 
 # The object (its fields, with `project_id` where it belongs to a project) of a kind (a
 # Referent) and id, None when there is none.
@@ -227,6 +232,26 @@ def save_errors(
     return errors
 
 
+def unique_errors(
+    kind: CatalogKind,
+    object_id: int | None,
+    fields: dict[str, Any],
+    others: dict[int, dict[str, Any]],
+) -> dict[str, list[str]]:
+    """The UNIQUE fields of `fields` whose value another of `others` (objects of the kind by
+    id) holds, in DRF's words."""
+    return {
+        field: [taken]
+        for field, taken in UNIQUE.get(kind, {}).items()
+        if fields.get(field) is not None
+        and any(
+            other.get(field) == fields[field]
+            for other_id, other in others.items()
+            if other_id != object_id
+        )
+    }
+
+
 def job_reference_errors(spec: dict[str, Any], lookup: Lookup) -> dict[str, list[str]]:
     """What is wrong with a job's references (`spec`: its writable fields): each must exist
     and, where it belongs to a project, belong to the job's."""
@@ -251,8 +276,8 @@ def numbers_uuid(kind: str) -> UUID:
     return uuid5(NAMESPACE, f"catalog-numbers/{kind}")
 
 
-def slug_uuid(slug: str) -> UUID:
-    return uuid5(NAMESPACE, f"pipeline-slug/{slug}")
+def unique_uuid(kind: str, field: str, value: Any) -> UUID:
+    return uuid5(NAMESPACE, f"unique/{kind}/{field}/{value}")
 
 
 class CatalogObject(Aggregate):
@@ -346,27 +371,29 @@ class CatalogNumbers(Aggregate):
         self.last = max(self.last, object_id)
 
 
-class PipelineSlug(Aggregate):
-    """Which pipeline holds a slug (workers poll by it). Saved in the same transaction as the
-    pipeline that takes or gives it up, so of two writers giving one slug to two pipelines,
-    the second conflicts and, loading it again, is refused."""
+class UniqueValue(Aggregate):
+    """Which object of a kind holds a value of one of its UNIQUE fields. Saved in the same
+    transaction as the object that takes or gives it up, so of two writers giving one value
+    to two objects, the second conflicts and, loading it again, is refused."""
 
-    def __init__(self, slug: str, pipeline_id: int) -> None:
-        self.slug = slug
-        self.pipeline_id: int | None = pipeline_id
+    def __init__(self, kind: CatalogKind, field: str, value: Any, holder: int) -> None:
+        self.kind = kind
+        self.field = field
+        self.value = value
+        self.holder: int | None = holder
 
     @staticmethod
-    def create_id(slug: str, **_: Any) -> UUID:
-        return slug_uuid(slug)
+    def create_id(kind: str, field: str, value: Any, **_: Any) -> UUID:
+        return unique_uuid(kind, field, value)
 
-    def check_free_for(self, pipeline_id: int) -> None:
-        if self.pipeline_id not in (None, pipeline_id):
-            raise Refused(refusal_reason({"slug": [SLUG_TAKEN]}))
+    def check_free_for(self, object_id: int) -> None:
+        if self.holder not in (None, object_id):
+            raise Refused(refusal_reason({self.field: [UNIQUE[self.kind][self.field]]}))
 
     @event("Taken")
-    def take(self, pipeline_id: int) -> None:
-        self.pipeline_id = pipeline_id
+    def take(self, holder: int) -> None:
+        self.holder = holder
 
     @event("Released")
     def release(self) -> None:
-        self.pipeline_id = None
+        self.holder = None

@@ -18,21 +18,23 @@ from eventsourcing.persistence import IntegrityError, Recording
 from pydantic import ValidationError
 
 from domain.catalog import (
+    UNIQUE,
     CatalogNumbers,
     CatalogObject,
-    PipelineSlug,
+    UniqueValue,
     catalog_uuid,
     job_reference_errors,
     numbers_uuid,
     refusal_reason,
     save_errors,
-    slug_uuid,
+    unique_uuid,
     validated_fields,
 )
 from domain.commands import (
     SPEC_FIELDS,
     AppendLog,
     CancelJob,
+    CatalogKind,
     ClaimJob,
     Command,
     ConfirmCancelled,
@@ -226,9 +228,8 @@ class CommandHandler:
             fields = validated_fields(command.kind, {**base, **command.fields})
             if errors := save_errors(command.kind, object_id, before, fields, self._referent):
                 raise Refused(refusal_reason(errors))
-            if command.kind == "pipelines":
-                self._check_slug(fields["slug"], object_id)
-            old_slug = (before or {}).get("slug")
+            for field in UNIQUE.get(command.kind, {}):
+                self._check_unique(command.kind, field, fields[field], object_id)
             if found is None:
                 found = CatalogObject.create(object_id, command)
             else:
@@ -236,8 +237,9 @@ class CommandHandler:
         except Refused as refusal:
             return _Applied(_catalog_outcome(command, object_id, None, str(refusal)))
         saved: list[Aggregate] = [found]
-        if command.kind == "pipelines":
-            saved += self._move_slug(object_id, old_slug, fields["slug"])
+        for field in UNIQUE.get(command.kind, {}):
+            was = (before or {}).get(field)
+            saved += self._move_unique(command.kind, field, object_id, was, fields[field])
         if object_id > numbers.last:
             numbers.take(object_id)
             saved.append(numbers)
@@ -255,33 +257,36 @@ class CommandHandler:
             saved=list(seen),
         )
 
-    def _check_slug(self, slug: str, pipeline_id: int) -> None:
-        holder = self._load_slug(slug)
+    def _check_unique(self, kind: CatalogKind, field: str, value: Any, object_id: int) -> None:
+        holder = self._load_unique(kind, field, value)
         if holder is not None:
-            holder.check_free_for(pipeline_id)
+            holder.check_free_for(object_id)
 
-    def _move_slug(self, pipeline_id: int, old_slug: str | None, slug: str) -> list[Aggregate]:
-        """The pipeline takes `slug` (checked free) and gives up `old_slug`: the slug
-        aggregates that changed, to be saved with the pipeline."""
+    def _move_unique(
+        self, kind: CatalogKind, field: str, object_id: int, was: Any, value: Any
+    ) -> list[Aggregate]:
+        """The object takes `value` of a unique field (checked free) and gives up the value it
+        `was`: the claims that changed, to be saved with the object. None is no value."""
         changed: list[Aggregate] = []
-        holder = self._load_slug(slug)
-        if holder is None:
-            holder = PipelineSlug(slug, pipeline_id)
+        holder = self._load_unique(kind, field, value)
+        if value is not None and holder is None:
+            changed.append(UniqueValue(kind, field, value, object_id))
+        elif holder is not None and holder.holder != object_id:
+            holder.take(object_id)
             changed.append(holder)
-        elif holder.pipeline_id != pipeline_id:
-            holder.take(pipeline_id)
-            changed.append(holder)
-        previous = None if old_slug in (None, slug) else self._load_slug(old_slug)
-        if previous is not None and previous.pipeline_id == pipeline_id:
+        previous = None if was in (None, value) else self._load_unique(kind, field, was)
+        if previous is not None and previous.holder == object_id:
             previous.release()
             changed.append(previous)
         for aggregate in changed:
             self._remember(aggregate)
         return changed
 
-    def _load_slug(self, slug: str) -> PipelineSlug | None:
-        found = self._load(slug_uuid(slug))
-        assert found is None or isinstance(found, PipelineSlug)
+    def _load_unique(self, kind: CatalogKind, field: str, value: Any) -> UniqueValue | None:
+        if value is None:
+            return None
+        found = self._load(unique_uuid(kind, field, value))
+        assert found is None or isinstance(found, UniqueValue)
         return found
 
     def _referent(self, kind: str, object_id: int) -> dict[str, Any] | None:

@@ -30,17 +30,6 @@ class CatalogSnapshot:
             return None
         return self.objects[kind].get(object_id)
 
-    def pipeline_by_slug(self, slug: str, other_than: int | None = None) -> dict[str, Any] | None:
-        """The pipeline with this slug (the one workers poll by), but `other_than`."""
-        return next(
-            (
-                pipeline
-                for pipeline_id, pipeline in self.objects["pipelines"].items()
-                if pipeline["slug"] == slug and pipeline_id != other_than
-            ),
-            None,
-        )
-
     def row(self, kind: str, object_id: int) -> CatalogRow | None:
         return self.rows.get((kind, object_id))
 

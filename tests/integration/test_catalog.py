@@ -471,7 +471,7 @@ async def test_an_import_may_not_give_two_pipelines_one_slug(client: httpx.Async
         ]
     }
     response = await client.post("/api/v2/catalog/", json=twins)
-    assert response.json() == ["pipelines 7: slug 'twin' is taken"]
+    assert response.json() == ["pipelines 8: slug: pipeline with this slug already exists."]
     # The same pipeline imported again keeps its slug: no clash with itself.
     again = {"pipelines": [{"id": 1, "name": "Panama moths", "slug": "panama_moths_2023"}]}
     assert (await client.post("/api/v2/catalog/", json=again)).status_code == 200
@@ -508,3 +508,27 @@ async def test_an_import_names_an_id_out_of_range(client: httpx.AsyncClient) -> 
         400,
         [f"projects -1: id: not between 1 and {2**63 - 1}"],
     )
+
+
+async def test_a_job_makes_one_data_export(stack: Stack, client: httpx.AsyncClient) -> None:
+    job = await create_job(client, start_now=False, job_type_key="data_export", delay=0)
+    export = {"user": 1, "project": 16, "format": "csv", "job": job["id"]}
+    first = await client.post("/api/v2/exports/", json=export)
+    second = await client.post("/api/v2/exports/", json={**export, "format": "json"})
+    assert (second.status_code, second.json()) == (
+        400,
+        {"job": ["data export with this job already exists."]},
+    )
+    on_the_bus = await stack.bus.send(
+        SaveCatalogObject(kind="exports", fields={**export, "format": "json"})
+    )
+    assert (on_the_bus.accepted, on_the_bus.reason) == (
+        False,
+        "job: data export with this job already exists.",
+    )
+    # Given up by the first, the job may be another export's.
+    await client.patch(f"/api/v2/exports/{first.json()['id']}/", json={"job": None})
+    third = await client.post("/api/v2/exports/", json=export)
+    assert third.status_code == 201
+    shown = (await client.get(f"/api/v2/jobs/{job['id']}/")).json()["data_export"]
+    assert shown["id"] == third.json()["id"]

@@ -9,13 +9,17 @@ import time
 from pathlib import Path
 
 import httpx
+import pytest
 
 from infra.embedded_nats import free_port
 from infra.settings import Settings
 from infra.users import Users
 
 
-def test_serve_stops_promptly_on_sigterm_with_a_live_stream_open(tmp_path: Path) -> None:
+@pytest.mark.parametrize("stop", [signal.SIGTERM, signal.SIGINT])
+def test_serve_stops_promptly_and_cleanly_with_a_live_stream_open(
+    tmp_path: Path, stop: signal.Signals
+) -> None:
     port = free_port()
     env = {
         **os.environ,
@@ -24,7 +28,9 @@ def test_serve_stops_promptly_on_sigterm_with_a_live_stream_open(tmp_path: Path)
         "JOBLEDGER_NATS_URL": "",
     }
     jobledger = Path(sys.executable).with_name("jobledger")
-    serve = subprocess.Popen([jobledger, "serve"], env=env, stdout=subprocess.DEVNULL)
+    serve = subprocess.Popen(
+        [jobledger, "serve"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+    )
     try:
         base = f"http://127.0.0.1:{port}"
         deadline = time.monotonic() + 30
@@ -40,9 +46,13 @@ def test_serve_stops_promptly_on_sigterm_with_a_live_stream_open(tmp_path: Path)
         with httpx.stream("GET", f"{base}/api/v2/events/", headers=headers, timeout=30) as live:
             assert live.status_code == 200
             stopping = time.monotonic()
-            serve.send_signal(signal.SIGTERM)
+            serve.send_signal(stop)
+            assert list(live.iter_lines()) == []  # the stream ends; it is not cut off
             assert serve.wait(timeout=15) == 0
             assert time.monotonic() - stopping < 10
+            assert serve.stderr is not None
+            logged = serve.stderr.read().decode()
+            assert "Traceback" not in logged, logged
     finally:
         serve.kill()
         serve.wait()
