@@ -79,7 +79,9 @@ async def raw_jetstream(url: str, count: int, window_size: int) -> tuple[float, 
 async def through_jobledger(
     stack: Stack, count: int, window_size: int
 ) -> tuple[float, list[float]]:
+    await stack.save_catalog({"projects": [{"id": 1, "name": "Bench"}]})
     created = await stack.bus.send(CreateJob(name="bench", delay=1, project_id=1, start_now=True))
+    assert created.accepted, created.reason
     job_id = created.job_id or 0
     claimed = await stack.bus.send(ClaimJob(job_id=job_id, attempt=1, runner=RUNNER))
     assert claimed.accepted, claimed.reason
