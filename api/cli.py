@@ -4,6 +4,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import re
 import signal
 import socket
 import sys
@@ -35,7 +36,7 @@ from infra.event_feed import events
 from infra.event_store import EventStore, open_event_store
 from infra.read_store import ReadStore
 from infra.settings import Settings
-from infra.users import Users
+from infra.users import Users, fingerprint
 from projections.audit_export import (
     ExportFormat,
     check_export,
@@ -322,6 +323,7 @@ def show_json(
 
 
 users = typer.Typer(help="Users, their tokens and their roles per project.")
+EMAIL = re.compile(r"[^@\s]+@[^@\s]+")
 app.add_typer(users, name="users")
 
 
@@ -330,12 +332,20 @@ def user_line(user: User) -> str:
     return f"{user.email}{' (superuser)' if user.is_superuser else ''}  {roles}"
 
 
+def token_line(user: User, store: Users) -> str:
+    return f"  tokens: {', '.join(store.token_prefixes(user.email)) or 'none'}"
+
+
 @users.command("add")
 def add_user(
     email: str, superuser: Annotated[bool, typer.Option(help="may do everything")] = False
 ) -> None:
-    """Add a user (or change whether it is a superuser) and print a new token for it."""
+    """Add a user and print a new token for it."""
+    if not EMAIL.fullmatch(email):
+        fail(f"{email!r} is not an email address (name@domain)")
     store = Users(Settings().users_path)
+    if store.exists(email):
+        fail(f"{email} exists already; `jobledger users token {email}` prints another token")
     console.print(user_line(store.add(email, superuser)))
     console.print(f"token: {store.new_token(email)}")
 
@@ -371,11 +381,37 @@ def revoke(email: str, project: int) -> None:
         console.print(user_line(Users(Settings().users_path).revoke(email, project)))
 
 
+@users.command("revoke-token")
+def revoke_token(
+    prefix: Annotated[str, typer.Argument(help="the token's first 8 or more characters")],
+) -> None:
+    """Revoke one token: requests with it get 401 from then on."""
+    if len(prefix) < 8:
+        fail("give the token's first 8 characters at least")
+    store = Users(Settings().users_path)
+    matching = store.tokens_starting(prefix)
+    if len(matching) != 1:
+        found = "no token" if not matching else f"{len(matching)} tokens"
+        fail(f"{found} start with {prefix!r}; revoke one token at a time")
+    email = store.revoke_token(matching[0])
+    console.print(f"revoked {fingerprint(matching[0])} of {email}")
+
+
+@users.command("remove")
+def remove_user(email: str) -> None:
+    """Remove a user with its tokens and roles."""
+    with known_user():
+        Users(Settings().users_path).remove(email)
+    console.print(f"removed {email}")
+
+
 @users.command("ls")
 def list_users() -> None:
-    """List users and their roles."""
-    for user in Users(Settings().users_path).all():
+    """List users, their roles and their tokens (by their first 8 characters)."""
+    store = Users(Settings().users_path)
+    for user in store.all():
         console.print(user_line(user))
+        console.print(token_line(user, store))
 
 
 catalog = typer.Typer(help="The projects, collections, pipelines, ... that jobs refer to.")
@@ -639,13 +675,13 @@ def export_history(
         events.close()
     if not any(histories):
         fail(f"Job {job_id} has no events." if project is None else f"No job in project {project}.")
-    with (
-        output.open("w", encoding="utf-8", newline="")
-        if output
-        else contextlib.nullcontext(sys.stdout)
-    ) as out:
+    try:
+        out = output.open("w", encoding="utf-8", newline="") if output else None
+    except OSError as error:
+        fail(f"Cannot write {output}: {error.strerror}")
+    with out or contextlib.nullcontext(sys.stdout) as writing:
         head = write_export(
-            (event for history in histories for event in history), export_format, out
+            (event for history in histories for event in history), export_format, writing
         )
     typer.echo(str(head), err=True)
 

@@ -228,7 +228,8 @@ def save_errors(
         if was_in != own_project:
             field = "project" if kind == "exports" else "project_id"
             noun = kind.rstrip("s").capitalize()
-            errors.setdefault(field, [f"{noun} {object_id} stays in project {was_in}."])
+            where = "in no project" if was_in is None else f"in project {was_in}"
+            errors.setdefault(field, [f"{noun} {object_id} stays {where}."])
     return errors
 
 

@@ -54,6 +54,44 @@ class Users:
             )
         return self.get(email)
 
+    def exists(self, email: str) -> bool:
+        with self._db() as db:
+            return (
+                db.execute("SELECT 1 FROM users WHERE email = ?", (email,)).fetchone() is not None
+            )
+
+    def remove(self, email: str) -> None:
+        """The user, its tokens and its roles."""
+        user = self.get(email)
+        with self._db() as db:
+            db.execute("DELETE FROM users WHERE id = ?", (user.id,))
+
+    def token_prefixes(self, email: str) -> list[str]:
+        """The user's tokens as they may be shown: by their first characters."""
+        user = self.get(email)
+        with self._db() as db:
+            keys = db.execute("SELECT key FROM tokens WHERE user_id = ? ORDER BY rowid", (user.id,))
+            return [fingerprint(key) for (key,) in keys]
+
+    def tokens_starting(self, prefix: str) -> list[str]:
+        with self._db() as db:
+            rows = db.execute(
+                "SELECT key FROM tokens WHERE substr(key, 1, ?) = ?", (len(prefix), prefix)
+            )
+            return [key for (key,) in rows]
+
+    def revoke_token(self, key: str) -> str:
+        """Delete the token; the email of the user it was for."""
+        with self._db() as db:
+            row = db.execute(
+                "SELECT email FROM tokens JOIN users ON users.id = tokens.user_id WHERE key = ?",
+                (key,),
+            ).fetchone()
+            if row is None:
+                raise KeyError(f"no token {fingerprint(key)}")
+            db.execute("DELETE FROM tokens WHERE key = ?", (key,))
+        return str(row[0])
+
     def get(self, email: str) -> User:
         with self._db() as db:
             row = db.execute(

@@ -4,7 +4,7 @@ from collections.abc import Callable
 
 import pytest
 
-from domain.catalog import CatalogObject, referenced, validated_fields
+from domain.catalog import CatalogObject, referenced, save_errors, validated_fields
 from domain.commands import SaveCatalogObject
 from domain.job import Refused
 
@@ -82,3 +82,25 @@ def test_references_are_listed_one_per_id() -> None:
         ("projects", "projects", 16),
     ]
     assert referenced("captures", validated_fields("captures", {})) == []
+
+
+def test_an_object_stays_in_its_project_or_in_none() -> None:
+    def nothing(kind: str, object_id: int) -> None:
+        return None
+
+    shared = {"name": "Shared", "method": "full", "project_id": None, "images": []}
+    assert save_errors("collections", 5, shared, {**shared, "project_id": 16}, projects) == {
+        "project_id": ["Collection 5 stays in no project."]
+    }
+    trap = {"name": "Trap", "project_id": 16}
+    assert save_errors("deployments", 3, trap, {**trap, "project_id": 17}, projects) == {
+        "project_id": ["Deployment 3 stays in project 16."]
+    }
+    assert save_errors("deployments", 3, trap, {**trap, "name": "Renamed"}, projects) == {}
+    assert save_errors("deployments", 3, None, trap, nothing) == {
+        "project_id": ['Invalid pk "16" - object does not exist.']
+    }
+
+
+def projects(kind: str, object_id: int) -> dict[str, str] | None:
+    return {"name": f"Project {object_id}"} if kind == "projects" else None
