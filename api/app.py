@@ -98,7 +98,7 @@ def build_app(stack: Stack) -> FastAPI:
     app.add_middleware(AppendSlash)
     time_zone = ZoneInfo(stack.settings.time_zone)
     js = jetstream(stack.broker)
-    task_queue = TaskQueue(js)
+    task_queue = TaskQueue(js, stack.settings.task_ack_wait)
     heartbeats = Heartbeats(stack.bus)
 
     @app.exception_handler(ApiError)

@@ -22,6 +22,7 @@ from infra.embedded_nats import embedded_nats
 from infra.event_store import EventStore, open_event_store
 from infra.read_store import ReadStore
 from infra.settings import Settings
+from infra.task_queue import TaskQueue
 from infra.users import Users
 from projections.projector import Projector
 
@@ -155,6 +156,7 @@ async def running_stack(
                 js,
                 stack.bus,
                 stack.catalog,
+                TaskQueue(js, settings.task_ack_wait),
                 settings.runner_concurrency,
                 settings.delay_tick,
             )

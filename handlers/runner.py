@@ -295,6 +295,7 @@ class Runner:
         js: JetStreamContext,
         bus: CommandBus,
         catalog: Catalog,
+        tasks: TaskQueue,
         concurrency: int,
         tick: float,
     ) -> None:
@@ -302,7 +303,7 @@ class Runner:
         self.js = js
         self.bus = bus
         self.catalog = catalog
-        self.tasks = TaskQueue(js)
+        self.tasks = tasks
         self.concurrency = concurrency
         self.tick = tick
         self.name = f"runner-{uuid4().hex[:12]}"

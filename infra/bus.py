@@ -15,7 +15,6 @@ from domain.envelope import CatalogEnvelope, Envelope, EventEnvelope, Outcome
 COMMANDS_STREAM = "JOBS_COMMANDS"
 EVENTS_STREAM = "JOBS_EVENTS"
 TASKS_STREAM = "JOBS_TASKS"
-TASK_ACK_WAIT = 300.0  # how long a task handed to a worker stays invisible to others
 POSITION_HEADER = "Jobledger-Position"
 MSG_ID_HEADER = "Nats-Msg-Id"
 

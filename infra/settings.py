@@ -25,6 +25,9 @@ class Settings(BaseSettings):
     )
     reap_interval: float = Field(default=60.0, gt=0, description="seconds between reaper rounds")
     command_timeout: float = Field(default=10.0, gt=0)
+    task_ack_wait: float = Field(
+        default=300.0, gt=0, description="seconds a task handed to a worker waits for its result"
+    )
     token: str | None = Field(default=None, description="the CLI's API token for `serve`")
 
     @property

@@ -1,6 +1,7 @@
 """The task queue of async pipeline jobs: one subject per job in JOBS_TASKS, one durable
 consumer per attempt. A task handed to a worker is invisible to the others until it is
-acknowledged (by the result) or TASK_ACK_WAIT passes.
+acknowledged (by the result) or its ack wait passes; then it is handed out again, under a
+new reply subject.
 """
 
 import asyncio
@@ -14,12 +15,13 @@ from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 from nats.js.errors import NotFoundError
 
-from infra.bus import MSG_ID_HEADER, TASK_ACK_WAIT, TASKS_STREAM, task_consumer, task_subject
+from infra.bus import MSG_ID_HEADER, TASKS_STREAM, task_consumer, task_subject
 
 
 class TaskQueue:
-    def __init__(self, js: JetStreamContext) -> None:
+    def __init__(self, js: JetStreamContext, ack_wait: float) -> None:
         self.js = js
+        self.ack_wait = ack_wait
 
     async def open(self, job_id: int, attempt: int) -> None:
         """The attempt's consumer; earlier attempts' consumers and tasks are gone first."""
@@ -31,7 +33,7 @@ class TaskQueue:
                 filter_subject=task_subject(job_id),
                 ack_policy=AckPolicy.EXPLICIT,
                 deliver_policy=DeliverPolicy.ALL,
-                ack_wait=TASK_ACK_WAIT,
+                ack_wait=self.ack_wait,
                 max_ack_pending=1000,
             ),
         )

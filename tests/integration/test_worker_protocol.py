@@ -1,5 +1,6 @@
 """Async pipeline jobs: workers poll, fetch tasks and post results (CONTRACT.md section 12)."""
 
+import time
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -7,16 +8,20 @@ import httpx
 import pytest
 
 from api.app import in_process_client
-from api.bootstrap import Stack
+from api.bootstrap import Stack, running_stack
+from api.catalog_io import SEED_CATALOG
 from domain.commands import NoteWorkerActivity
 from domain.permissions import ProjectRole
+from infra.settings import Settings
 from tests.conftest import (
+    admin_token,
     create_job,
     history,
     settled,
     stage_params,
     started_async_job,
     success,
+    take_tasks,
     wait_for,
 )
 
@@ -24,14 +29,15 @@ IMAGES = [101, 102, 103, 104]
 COLLECTION = 20
 
 
+FOUR_NIGHTS = {
+    "collections": [{"id": 20, "name": "Four nights", "method": "full", "images": IMAGES}],
+    "captures": [{"id": i, "url": f"https://example.org/{i}.jpg"} for i in IMAGES],
+}
+
+
 @pytest.fixture
 async def worker(stack: Stack) -> AsyncIterator[httpx.AsyncClient]:
-    await stack.save_catalog(
-        {
-            "collections": [{"id": 20, "name": "Four nights", "method": "full", "images": IMAGES}],
-            "captures": [{"id": i, "url": f"https://example.org/{i}.jpg"} for i in IMAGES],
-        }
-    )
+    await stack.save_catalog(FOUR_NIGHTS)
     stack.users.add("worker@example.org")
     stack.users.grant("worker@example.org", 16, ProjectRole.WORKER)
     async with in_process_client(stack, stack.users.new_token("worker@example.org")) as client:
@@ -314,3 +320,27 @@ async def test_the_last_result_is_logged_before_the_job_ends_and_late_lines_are_
     )
     assert (late.accepted, late.reason) == (False, f"Job {job['id']} attempt 1 is not running")
     await settled(stack)
+
+
+async def test_a_task_without_a_result_is_handed_out_again_under_a_new_reply_subject(
+    settings: Settings,
+) -> None:
+    async with running_stack(settings.model_copy(update={"task_ack_wait": 1.0})) as stack:
+        await stack.save_catalog(SEED_CATALOG)
+        await stack.save_catalog(FOUR_NIGHTS)
+        async with in_process_client(stack, admin_token(stack)) as client:
+            job = await started_async_job(client, source_image_collection_id=COLLECTION, limit=1)
+            [first] = await take_tasks(client, job["id"], 1)
+            assert await take_tasks(client, job["id"], 1) == []  # not while it is out
+            deadline = time.monotonic() + 10
+            while not (again := await take_tasks(client, job["id"], 1)):
+                assert time.monotonic() < deadline, "the task was not handed out again"
+            assert again[0]["image_id"] == first["image_id"]
+            assert again[0]["reply_subject"] != first["reply_subject"]
+            posted = await client.post(
+                f"/api/v2/jobs/{job['id']}/result/", json={"results": [success(again[0])]}
+            )
+            assert posted.status_code == 200
+            done = await wait_for(client, job["id"])
+            assert (done["status"], stage_params(done, "process")["processed"]) == ("SUCCESS", 1)
+            await settled(stack)
