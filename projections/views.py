@@ -111,10 +111,15 @@ def _order(query: JobQuery) -> str:
     if query.random_order:
         return "random()"
     terms = [
-        f"{field.lstrip('-')} {'DESC' if field.startswith('-') else 'ASC'} NULLS LAST"
+        f"{_sort_key(field.lstrip('-'))} {'DESC' if field.startswith('-') else 'ASC'} NULLS LAST"
         for field in query.order_by or ("-created_at",)
     ]
     return ", ".join([*terms, "job_id DESC"])
+
+
+def _sort_key(column: str) -> str:
+    # Names sort as people read them (and as PostgreSQL's locales do): "ada" before "Trest".
+    return f"{column} COLLATE NOCASE" if column == "name" else column
 
 
 def jobs_referring_to(db: sqlite3.Connection, column: str, object_id: int) -> list[JobView]:

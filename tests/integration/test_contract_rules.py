@@ -605,3 +605,11 @@ async def test_collections_and_captures_list_their_jobs_in_short(
         response = await client.get(f"/api/v2/{path}/")
         assert response.status_code == 200, path
         assert response.json()["jobs"] == [short], path
+
+
+async def test_ordering_by_name_ignores_case(idle: tuple[Stack, httpx.AsyncClient]) -> None:
+    _, client = idle
+    for name in ("Trest", "ada", "Zebra", "beetles"):
+        await create_job(client, start_now=False, name=name)
+    page = (await client.get("/api/v2/jobs/", params={"ordering": "name"})).json()
+    assert [job["name"] for job in page["results"]] == ["ada", "beetles", "Trest", "Zebra"]
