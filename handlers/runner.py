@@ -113,7 +113,10 @@ class JobRun:
                 await self.send(ConfirmCancelled)
 
     async def _run_stages(self) -> None:
-        if self.job["dispatch_mode"] == "async_api":
+        stages = {stage["key"]: stage for stage in self.job["stages"]}
+        # Only an ML pipeline job has images to collect; other types keep their dispatch mode
+        # (fixed at creation) but have no pipeline work here.
+        if "collect" in stages and self.job["dispatch_mode"] == "async_api":
             image_ids = await self._collect_and_queue()
             if image_ids:
                 await self.tasks.put(
@@ -121,12 +124,12 @@ class JobRun:
                 )
                 await self._note_workers()
             return
-        if self.job["dispatch_mode"] == "sync_api":
+        if "collect" in stages and self.job["dispatch_mode"] == "sync_api":
             image_ids = await self._collect_and_queue()
             if image_ids:
                 await self._process_by_service(image_ids)
             return
-        delay = next((s for s in self.job["stages"] if s["key"] == "delay"), None)
+        delay = stages.get("delay")
         if delay is not None:
             await self._run_delay(delay)
         if self.cancelled.is_set():

@@ -157,19 +157,25 @@ async def test_cancel_of_a_finished_job_changes_nothing_and_is_recorded(
 
 
 @pytest.mark.parametrize(
-    ("job_type_key", "reason"),
+    ("job_type_key", "pipeline_id", "reason"),
     [
-        ("ml", "No pipeline specified to process images in ML job"),
+        ("ml", None, "No pipeline specified to process images in ML job"),
         (
             "data_export",
+            None,
             "Data Export jobs have no runner here: only ML pipeline and test (delay) jobs run",
+        ),
+        (
+            "post_processing",
+            1,
+            "Post Processing jobs have no runner here: only ML pipeline and test (delay) jobs run",
         ),
     ],
 )
 async def test_a_job_with_nothing_to_run_fails_saying_why(
-    client: httpx.AsyncClient, job_type_key: str, reason: str
+    client: httpx.AsyncClient, job_type_key: str, pipeline_id: int | None, reason: str
 ) -> None:
-    job = await create_job(client, delay=0, pipeline_id=None, job_type_key=job_type_key)
+    job = await create_job(client, delay=0, pipeline_id=pipeline_id, job_type_key=job_type_key)
     ended = await wait_for(client, job["id"])
     assert (ended["status"], ended["progress"]["stages"]) == ("FAILURE", [])
     assert ended["logs"]["stderr"] == [f'Job #{job["id"]} "Trest" failed: {reason}']
