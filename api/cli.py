@@ -24,7 +24,7 @@ from rich.table import Table
 
 from api.app import VERSION, build_app, in_process_client
 from api.bootstrap import ALL_ROLES, Role, running_stack
-from api.catalog_io import SEED_CATALOG, read_catalog_file
+from api.catalog_io import SEED_CATALOG, Entries, read_catalog_file
 from api.catalog_routes import PATHS
 from domain.envelope import EventEnvelope
 from domain.permissions import ProjectRole, User
@@ -36,7 +36,7 @@ from infra.event_feed import events
 from infra.event_store import EventStore, open_event_store
 from infra.read_store import ReadStore
 from infra.settings import Settings
-from infra.users import Users, fingerprint
+from infra.users import UserExists, Users, fingerprint
 from projections.audit_export import (
     ExportFormat,
     check_export,
@@ -59,7 +59,14 @@ UrlOption = Annotated[
 
 
 def main() -> None:
-    app()
+    try:
+        app()
+    except OSError as error:
+        # A data dir or file this environment does not allow: say which, without a traceback.
+        if error.filename is None:
+            raise
+        typer.echo(f"Cannot use {error.filename}: {error.strerror}", err=True)
+        sys.exit(1)
 
 
 def run(coroutine: Callable[[], Awaitable[None]]) -> None:
@@ -344,9 +351,11 @@ def add_user(
     if not EMAIL.fullmatch(email):
         fail(f"{email!r} is not an email address (name@domain)")
     store = Users(Settings().users_path)
-    if store.exists(email):
+    try:
+        user = store.add_new(email, superuser)
+    except UserExists:
         fail(f"{email} exists already; `jobledger users token {email}` prints another token")
-    console.print(user_line(store.add(email, superuser)))
+    console.print(user_line(user))
     console.print(f"token: {store.new_token(email)}")
 
 
@@ -356,8 +365,7 @@ def known_user() -> Iterator[None]:
     try:
         yield
     except KeyError as error:
-        console.print(f"[red]{error.args[0]}[/]; add it first with `jobledger users add`")
-        raise typer.Exit(1) from None
+        fail(f"{error.args[0]}; add it first with `jobledger users add`")
 
 
 @users.command("token")
@@ -390,9 +398,10 @@ def revoke_token(
         fail("give the token's first 8 characters at least")
     store = Users(Settings().users_path)
     matching = store.tokens_starting(prefix)
-    if len(matching) != 1:
-        found = "no token" if not matching else f"{len(matching)} tokens"
-        fail(f"{found} start with {prefix!r}; revoke one token at a time")
+    if not matching:
+        fail(f"no token starts with {prefix!r}; `jobledger users ls` shows them")
+    if len(matching) > 1:
+        fail(f"{len(matching)} tokens start with {prefix!r}; give more of the token to revoke one")
     email = store.revoke_token(matching[0])
     console.print(f"revoked {fingerprint(matching[0])} of {email}")
 
@@ -423,11 +432,7 @@ def import_catalog(path: Path, url: UrlOption = None) -> None:
     """Add or replace catalog objects from a JSON or YAML file of kinds to lists of objects.
 
     The whole file is checked first: a bad object or reference saves nothing."""
-    try:
-        entries = read_catalog_file(path)
-    except (OSError, ValueError, yaml.YAMLError) as error:
-        console.print(f"[red]{error}")
-        raise typer.Exit(1) from None
+    entries = catalog_file(path)
 
     async def importing() -> None:
         async with api_client(url) as client:
@@ -435,6 +440,28 @@ def import_catalog(path: Path, url: UrlOption = None) -> None:
         console.print(", ".join(f"{count} {kind}" for kind, count in counts.items()))
 
     run(importing)
+
+
+def catalog_file(path: Path) -> Entries:
+    """The catalog a file holds; a file that cannot be read or parsed is a one-line error."""
+    try:
+        return read_catalog_file(path)
+    except OSError as error:
+        fail(f"Cannot read {path}: {error.strerror}")
+    except UnicodeDecodeError as error:
+        fail(f"Cannot read {path}: not {error.encoding} text (byte {error.start})")
+    except yaml.YAMLError as error:
+        fail(f"{path}: not valid YAML: {yaml_problem(error)}")
+    except ValueError as error:  # not a mapping of kinds; the message names the file
+        fail(str(error))
+
+
+def yaml_problem(error: yaml.YAMLError) -> str:
+    """What is wrong and where, in one line: PyYAML's message quotes the line over several."""
+    if isinstance(error, yaml.MarkedYAMLError) and error.problem_mark is not None:
+        mark = error.problem_mark
+        return f"{error.problem} (line {mark.line + 1}, column {mark.column + 1})"
+    return " ".join(str(error).split())
 
 
 @catalog.command("show")
@@ -461,7 +488,9 @@ def asyncapi() -> None:
 @app.command()
 def watch(
     job_id: Annotated[int | None, typer.Argument(help="a job; without it, every job")] = None,
-    url: UrlOption = None,
+    url: Annotated[
+        str | None, typer.Option(help="URL of a running `jobledger serve`; default: its address")
+    ] = None,
 ) -> None:
     """Follow a job live (progress per stage and its logs) until it ends, or every job."""
     path = f"/api/v2/jobs/{job_id}/events/" if job_id is not None else "/api/v2/events/"
@@ -688,7 +717,7 @@ def export_history(
 
 @app.command("verify-export")
 def verify_export(
-    path: Annotated[Path, typer.Argument(exists=True, dir_okay=False)],
+    path: Path,
     expect_hash: Annotated[
         str | None, typer.Option(help="the chain head kept apart from the file")
     ] = None,
@@ -697,6 +726,8 @@ def verify_export(
     at the first line that breaks it, or when its last hash is not --expect-hash."""
     try:
         text = path.read_bytes().decode()
+    except OSError as error:
+        fail(f"Cannot read {path}: {error.strerror}")
     except UnicodeDecodeError as error:
         fail(f"BROKEN: not UTF-8 text ({error})")
     check = check_export(text, format_of(path, text))

@@ -33,6 +33,10 @@ def fingerprint(token: str) -> str:
     return f"{token[:8]}…"
 
 
+class UserExists(Exception):
+    pass
+
+
 class Users:
     def __init__(self, path: Path) -> None:
         self.path = path
@@ -46,6 +50,7 @@ class Users:
         return db
 
     def add(self, email: str, superuser: bool = False) -> User:
+        """Add the user, or set an existing one's superuser flag."""
         with self._db() as db:
             db.execute(
                 "INSERT INTO users (email, is_superuser) VALUES (?, ?)"
@@ -54,11 +59,16 @@ class Users:
             )
         return self.get(email)
 
-    def exists(self, email: str) -> bool:
-        with self._db() as db:
-            return (
-                db.execute("SELECT 1 FROM users WHERE email = ?", (email,)).fetchone() is not None
-            )
+    def add_new(self, email: str, superuser: bool = False) -> User:
+        """Add a user that does not exist yet: UserExists leaves an existing one as it was."""
+        try:
+            with self._db() as db:
+                db.execute(
+                    "INSERT INTO users (email, is_superuser) VALUES (?, ?)", (email, superuser)
+                )
+        except sqlite3.IntegrityError:  # the UNIQUE email: checked and inserted as one step
+            raise UserExists(email) from None
+        return self.get(email)
 
     def remove(self, email: str) -> None:
         """The user, its tokens and its roles."""

@@ -2,9 +2,11 @@
 be revoked, and the example catalog the README points to."""
 
 import re
+import sys
 from pathlib import Path
 
 import httpx
+import pytest
 from typer.testing import CliRunner, Result
 
 from api import cli
@@ -62,7 +64,7 @@ async def test_a_revoked_token_is_401_at_once_and_ls_shows_tokens_by_prefix(
     assert (short.exit_code, short.output) == (1, "give the token's first 8 characters at least\n")
     unknown = jobledger(settings, "users", "revoke-token", "ffffffffff")
     assert unknown.exit_code == 1
-    assert unknown.output == "no token start with 'ffffffffff'; revoke one token at a time\n"
+    assert unknown.output == "no token starts with 'ffffffffff'; `jobledger users ls` shows them\n"
     async with in_process_client(stack, first) as ada:
         assert (await ada.get("/api/v2/jobs/")).status_code == 200
         revoked = jobledger(settings, "users", "revoke-token", first[:10])
@@ -106,3 +108,54 @@ async def test_the_example_catalog_imports_as_it_is(stack: Stack) -> None:
         "services": 1,
         "exports": 1,
     }
+
+
+def test_a_prefix_of_several_tokens_revokes_none(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    keys = iter(["3f2a9c1e" + "0" * 32, "3f2a9c1e" + "1" * 32])
+    monkeypatch.setattr("infra.users.secrets.token_hex", lambda size: next(keys))
+    jobledger(settings, "users", "add", "ada@example.org")
+    jobledger(settings, "users", "token", "ada@example.org")
+    both = jobledger(settings, "users", "revoke-token", "3f2a9c1e")
+    assert (both.exit_code, both.output) == (
+        1,
+        "2 tokens start with '3f2a9c1e'; give more of the token to revoke one\n",
+    )
+    one = jobledger(settings, "users", "revoke-token", "3f2a9c1e1")
+    assert (one.exit_code, one.output) == (0, "revoked 3f2a9c1e… of ada@example.org\n")
+    assert jobledger(settings, "users", "ls").output == "ada@example.org  \n  tokens: 3f2a9c1e…\n"
+
+
+def test_files_that_cannot_be_read_are_one_line(settings: Settings, tmp_path: Path) -> None:
+    missing = tmp_path / "missing.jsonl"
+    for arguments, message in (
+        (("verify-export", str(missing)), f"Cannot read {missing}: No such file or directory"),
+        (("verify-export", str(tmp_path)), f"Cannot read {tmp_path}: Is a directory"),
+        (("catalog", "import", str(missing)), f"Cannot read {missing}: No such file or directory"),
+    ):
+        result = jobledger(settings, *arguments)
+        assert (result.exit_code, result.output) == (1, message + "\n")
+    unclosed = tmp_path / "unclosed.yaml"
+    unclosed.write_text("projects: [\n")
+    result = jobledger(settings, "catalog", "import", str(unclosed))
+    assert (result.exit_code, result.output) == (
+        1,
+        f"{unclosed}: not valid YAML: expected the node content, but found '<stream end>'"
+        " (line 2, column 1)\n",
+    )
+
+
+def test_a_data_dir_that_cannot_be_made_is_one_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "a-file").touch()
+    data_dir = tmp_path / "a-file" / "data"
+    monkeypatch.setenv("JOBLEDGER_DATA_DIR", str(data_dir))
+    monkeypatch.setattr(sys, "argv", ["jobledger", "users", "ls"])
+    with pytest.raises(SystemExit) as exit:
+        cli.main()
+    assert (exit.value.code, capsys.readouterr().err) == (
+        1,
+        f"Cannot use {data_dir}: Not a directory\n",
+    )
