@@ -48,6 +48,7 @@ from api.worker_protocol import (
     TasksRequest,
     task_ref,
 )
+from domain.catalog import job_move_errors
 from domain.commands import (
     MAX_ID,
     SPEC_FIELDS,
@@ -251,12 +252,12 @@ def build_app(stack: Stack) -> FastAPI:
     )
     async def create_job(request: Request, render: Renderer, start_now: str | None = None) -> Any:
         spec = validated(JobBody, await read_body(request))
+        check_references(render.catalog, spec)  # the body first, as Antenna (CONTRACT.md 2)
         require(render.user, "create_job", spec.project_id)
         run_now = lenient_bool(start_now)
         if run_now:
             single = spec.source_image_single_id is not None
             require(render.user, run_permission(spec.job_type_key, single), spec.project_id)
-        check_references(render.catalog, spec)
         command = CreateJob(**spec.model_dump(), start_now=run_now, actor=render.user.email)
         return await act(command, render, status_code=201)
 
@@ -344,6 +345,10 @@ def build_app(stack: Stack) -> FastAPI:
             # Moving a job into a project is creating one there.
             require(render.user, "create_job", spec.project_id)
         check_references(render.catalog, spec)
+        export = render.catalog.exports_by_job.get(job_id)
+        bound = None if export is None else (export["id"], export)
+        if errors := job_move_errors(job_id, spec.project_id, bound):
+            raise ApiError(400, errors)
         changes = spec.model_dump(include=fields)
         return await act(UpdateJob(job_id=job_id, changes=changes, actor=render.user.email), render)
 

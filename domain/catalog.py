@@ -264,6 +264,17 @@ def job_reference_errors(spec: dict[str, Any], lookup: Lookup) -> dict[str, list
     return reference_errors(references, spec["project_id"], lookup)
 
 
+def job_move_errors(
+    job_id: int, project_id: int, export: tuple[int, dict[str, Any]] | None
+) -> dict[str, list[str]]:
+    """A job that a data export names (`export`: its id and fields) stays in its project."""
+    if export is None or export[1]["project"] == project_id:
+        return {}
+    export_id, fields = export
+    stays = f"Job {job_id} stays in project {fields['project']}"
+    return {"project_id": [f"{stays}: data export {export_id} of that project names it."]}
+
+
 def refusal_reason(errors: dict[str, list[str]]) -> str:
     """Field errors as one reason on the bus: `field: problem; field: problem`."""
     return "; ".join(f"{field}: {problems[0]}" for field, problems in errors.items())

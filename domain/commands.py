@@ -1,7 +1,7 @@
 """Commands: what a client, the API or a runner asks of a job. Flat, validated, JSON on the bus."""
 
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 from uuid import uuid4
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
@@ -47,6 +47,7 @@ class RunnerReport(JobCommand):
 
 MAX_INT = 2**31 - 1  # Antenna keeps these in 32-bit integer columns
 MAX_ID = 2**63 - 1
+NonNegative = Annotated[int, Field(ge=0)]
 
 
 class JobSpec(BaseModel):
@@ -192,8 +193,9 @@ class RecordResult(JobCommand):
     task_image_id: str  # the image of the task the result answers
     error: str | None = None
     source_image_ids: list[str] = Field(default_factory=list)
-    detections: int = Field(default=0, ge=0)
-    classifications: int = Field(default=0, ge=0)
+    # By the image they are on: only those on the job's images count.
+    detections: dict[str, NonNegative] = Field(default_factory=dict)
+    classifications: dict[str, NonNegative] = Field(default_factory=dict)
 
 
 class SaveCatalogObject(Command):

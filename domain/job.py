@@ -473,9 +473,8 @@ class Job(Aggregate):
             ]
             failed = []
         images = {**self.images, **dict.fromkeys(processed, DONE), **dict.fromkeys(failed, FAILED)}
-        newly_counted = bool(counted)
-        detections = command.detections if newly_counted else 0
-        classifications = command.classifications if newly_counted else 0
+        detections = sum(command.detections.get(image, 0) for image in counted)
+        classifications = sum(command.classifications.get(image, 0) for image in counted)
         counters = {
             "captures": self.counters["captures"] + len(counted),
             "detections": self.counters["detections"] + detections,

@@ -4,6 +4,7 @@ Workers post these to /result/; a processing service called for a sync_api job a
 with them. Either way each image's answer becomes one RecordResult.
 """
 
+from collections import Counter
 from typing import Any
 
 from pydantic import BaseModel, Field
@@ -66,8 +67,10 @@ def record_result(
         attempt=attempt,
         task_image_id=image_id,
         source_image_ids=[image.id for image in result.source_images],
-        detections=len(result.detections),
-        classifications=sum(len(d.classifications) for d in result.detections),
+        detections=dict(Counter(d.source_image_id for d in result.detections)),
+        classifications=dict(
+            Counter(d.source_image_id for d in result.detections for _ in d.classifications)
+        ),
         actor=actor,
     )
 

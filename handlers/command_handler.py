@@ -23,6 +23,7 @@ from domain.catalog import (
     CatalogObject,
     UniqueValue,
     catalog_uuid,
+    job_move_errors,
     job_reference_errors,
     numbers_uuid,
     refusal_reason,
@@ -210,7 +211,12 @@ class CommandHandler:
             spec = JobSpec.model_validate({**job.spec, **command.changes}).model_dump()
         except ValidationError:
             return  # Job.update refuses it, naming the field
-        if errors := job_reference_errors(spec, self._referent):
+        claim = self._load_unique("exports", "job", job.job_id)
+        export_id = claim.holder if claim is not None else None
+        export = None if export_id is None else self._load_catalog_object("exports", export_id)
+        bound = None if export is None or export_id is None else (export_id, export.fields)
+        errors = job_reference_errors(spec, self._referent)
+        if errors := errors | job_move_errors(job.job_id, spec["project_id"], bound):
             raise Refused(refusal_reason(errors))
 
     def _save_catalog_object(self, command: SaveCatalogObject) -> _Applied:

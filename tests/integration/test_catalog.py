@@ -12,7 +12,7 @@ from api.bootstrap import Stack
 from api.catalog_io import read_catalog_file
 from api.catalog_routes import PATHS
 from domain.catalog import BAD_SLUG, SamplingMethod
-from domain.commands import SaveCatalogObject
+from domain.commands import SaveCatalogObject, UpdateJob
 from domain.envelope import CatalogEnvelope
 from domain.permissions import ProjectRole
 from infra.bus import jetstream
@@ -532,3 +532,22 @@ async def test_a_job_makes_one_data_export(stack: Stack, client: httpx.AsyncClie
     assert third.status_code == 201
     shown = (await client.get(f"/api/v2/jobs/{job['id']}/")).json()["data_export"]
     assert shown["id"] == third.json()["id"]
+
+
+async def test_a_job_a_data_export_names_stays_in_the_exports_project(
+    stack: Stack, client: httpx.AsyncClient
+) -> None:
+    await stack.save_catalog({"projects": [{"id": 17, "name": "Elsewhere"}]})
+    job = await create_job(client, start_now=False, job_type_key="data_export", delay=0)
+    export = {"user": 1, "project": 16, "format": "csv", "job": job["id"]}
+    export_id = (await client.post("/api/v2/exports/", json=export)).json()["id"]
+    stays = (
+        f"Job {job['id']} stays in project 16: data export {export_id} of that project names it."
+    )
+
+    moved = await client.patch(f"/api/v2/jobs/{job['id']}/", json={"project_id": 17})
+    on_the_bus = await stack.bus.send(UpdateJob(job_id=job["id"], changes={"project_id": 17}))
+
+    assert (moved.status_code, moved.json()) == (400, {"project_id": [stays]})
+    assert (on_the_bus.accepted, on_the_bus.reason) == (False, f"project_id: {stays}")
+    assert (await client.get(f"/api/v2/jobs/{job['id']}/")).json()["project"]["id"] == 16

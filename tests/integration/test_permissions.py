@@ -185,3 +185,12 @@ async def test_a_history_is_for_the_projects_people(
     async with as_role.client(ProjectRole.VIEWER) as viewer:
         shown = await viewer.get(history)
         assert [e["type"] for e in shown.json()["results"]] == ["JobCreated"]
+
+
+async def test_a_create_naming_an_unknown_project_is_400_for_anyone(as_role: AsRole) -> None:
+    """The body is checked before the permission (CONTRACT.md section 2)."""
+    body = {**SEED_JOB, "project_id": 999}
+    problem = {"project_id": ['Invalid pk "999" - object does not exist.']}
+    async with as_role.client(ProjectRole.MEMBER) as member:
+        refused = await member.post("/api/v2/jobs/", json=body)
+    assert (refused.status_code, refused.json()) == (400, problem)

@@ -16,6 +16,7 @@ from infra.settings import Settings
 from tests.conftest import (
     admin_token,
     create_job,
+    detection,
     history,
     settled,
     stage_params,
@@ -344,3 +345,24 @@ async def test_a_task_without_a_result_is_handed_out_again_under_a_new_reply_sub
             done = await wait_for(client, job["id"])
             assert (done["status"], stage_params(done, "process")["processed"]) == ("SUCCESS", 1)
             await settled(stack)
+
+
+async def test_detections_on_images_outside_the_job_are_not_counted(
+    client: httpx.AsyncClient, worker: httpx.AsyncClient
+) -> None:
+    job = await started_async_job(client, source_image_collection_id=COLLECTION, limit=1)
+    [task] = (await worker.post(f"/api/v2/jobs/{job['id']}/tasks/", json={"batch_size": 1})).json()[
+        "tasks"
+    ]
+    result = success(task, detections=2)
+    result["result"]["source_images"].append({"id": "999", "url": "https://example.org/999.jpg"})
+    result["result"]["detections"] += [detection("999"), detection("999"), detection("999")]
+    await worker.post(f"/api/v2/jobs/{job['id']}/result/", json={"results": [result]})
+    done = await wait_for(client, job["id"])
+    assert stage_params(done, "results") == {
+        "captures": 1,
+        "detections": 2,
+        "classifications": 2,
+        "status": "SUCCESS",
+        "progress": 1.0,
+    }
