@@ -66,7 +66,7 @@ from domain.commands import (
 from domain.envelope import EventEnvelope, Outcome, project_set_by
 from domain.job import JOB_EVENT_TYPES
 from domain.permissions import ANONYMOUS, User, run_permission
-from domain.pipeline_results import record_result
+from domain.pipeline_results import claimed_image, record_result
 from domain.statuses import ACTIVE, FINAL, JobStatus
 from handlers.runner import throughput
 from infra.asyncapi import bus_document
@@ -624,16 +624,17 @@ def build_app(stack: Stack) -> FastAPI:
         detail = "Task queue temporarily unavailable"
         return ApiError(503, {"status": "error", "job_id": job_id, "detail": detail})
 
-    async def task_image(job_id: int, reply_subject: str) -> str:
-        """The image of the pending task a reply subject acknowledges (400 if there is none)."""
+    async def task_image(job_id: int, reply_subject: str) -> str | None:
+        """The image of the task a reply subject acknowledges; None when the task is no longer
+        out (answered already, or its queue emptied); 400 if it is not a task of the job."""
         ref = task_ref(reply_subject, job_id)
-        not_ours = {"results": [f"{reply_subject} is not a pending task of job {job_id}"]}
+        not_ours = {"results": [f"{reply_subject} is not a task of job {job_id}"]}
         if ref is None:
             raise ApiError(400, not_ours)
         try:
             task = await js.get_msg(TASKS_STREAM, seq=ref.stream_seq)
         except NotFoundError:
-            raise ApiError(400, not_ours) from None
+            return None
         if task.subject != task_subject(job_id) or task.data is None:
             raise ApiError(400, not_ours)
         return str(json.loads(task.data)["image_id"])
@@ -696,9 +697,14 @@ def follows(follow: str | None) -> bool:
     return follow is None or lenient_bool(follow)
 
 
-def result_command(job_id: int, item: TaskResult, image_id: str, actor: str) -> RecordResult:
+def result_command(job_id: int, item: TaskResult, image_id: str | None, actor: str) -> RecordResult:
+    """The result as a command; for a task no longer out (`image_id` None), one the job
+    refuses and records, naming the image the result claims."""
     ref = task_ref(item.reply_subject, job_id)
     assert ref is not None  # task_image checked it
+    if image_id is None:
+        late = record_result(job_id, ref.attempt, claimed_image(item.result), item.result, actor)
+        return late.model_copy(update={"task_gone": True})
     return record_result(job_id, ref.attempt, image_id, item.result, actor)
 
 

@@ -191,6 +191,9 @@ class RecordResult(JobCommand):
 
     attempt: int = Field(ge=1)
     task_image_id: str  # the image of the task the result answers
+    # The task was no longer out (answered already, or its queue emptied): the result is
+    # recorded as refused, never counted; `task_image_id` is then the image it claims.
+    task_gone: bool = False
     error: str | None = None
     source_image_ids: list[str] = Field(default_factory=list)
     # By the image they are on: only those on the job's images count.

@@ -449,6 +449,11 @@ class Job(Aggregate):
                 f"Result for attempt {command.attempt} of job {self.job_id}, which is"
                 f" {self.status} in attempt {self.attempt}"
             )
+        if command.task_gone:
+            raise Refused(
+                f"Result for image {command.task_image_id} of job {self.job_id}, whose task is no"
+                " longer out: answered already, or its queue emptied"
+            )
         if command.task_image_id not in self.images:
             raise Refused(f"Image {command.task_image_id} is not one of job {self.job_id}'s")
         if command.error is not None:

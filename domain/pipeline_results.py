@@ -75,6 +75,13 @@ def record_result(
     )
 
 
+def claimed_image(result: PipelineResult | PipelineError) -> str:
+    """The image a result says it is for ("" when it names none)."""
+    if isinstance(result, PipelineError):
+        return result.image_id or ""
+    return result.source_images[0].id if result.source_images else ""
+
+
 def of_image(result: PipelineResult, image_id: str) -> PipelineResult:
     """The part of a result for many images that concerns one of them."""
     return result.model_copy(

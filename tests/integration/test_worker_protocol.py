@@ -251,21 +251,51 @@ async def test_a_result_counts_for_its_tasks_image_whatever_it_names(
     )
 
 
-async def test_a_forged_reply_subject_is_400_and_records_nothing(
+async def test_a_reply_subject_of_no_task_of_the_job_is_400_and_records_nothing(
     client: httpx.AsyncClient, worker: httpx.AsyncClient
 ) -> None:
     job = await started_async_job(client, source_image_collection_id=COLLECTION)
-    forged = f"$JS.ACK.JOBS_TASKS.job-{job['id']}-a1.1.999.999.1.0"
-    response = await worker.post(
-        f"/api/v2/jobs/{job['id']}/result/",
-        json={"results": [{"reply_subject": forged, "result": {"error": "x", "image_id": "7"}}]},
-    )
-    assert (response.status_code, response.json()) == (
-        400,
-        {"results": [f"{forged} is not a pending task of job {job['id']}"]},
-    )
+    for forged in (f"$JS.ACK.JOBS_TASKS.job-{job['id'] + 1}-a1.1.5.5.1.0", "not.a.subject"):
+        response = await worker.post(
+            f"/api/v2/jobs/{job['id']}/result/",
+            json={
+                "results": [{"reply_subject": forged, "result": {"error": "x", "image_id": "7"}}]
+            },
+        )
+        assert (response.status_code, response.json()) == (
+            400,
+            {"results": [f"{forged} is not a task of job {job['id']}"]},
+        )
     events = (await client.get(f"/api/v2/jobs/{job['id']}/history/")).json()["results"]
-    assert "ResultRecorded" not in [e["type"] for e in events]
+    assert {"ResultRecorded", "CommandRefused"}.isdisjoint(e["type"] for e in events)
+
+
+async def test_a_result_for_a_task_no_longer_out_is_accepted_refused_and_recorded(
+    client: httpx.AsyncClient, worker: httpx.AsyncClient
+) -> None:
+    """As Antenna, /result/ takes it (200); the job refuses it and the history says why."""
+    job = await started_async_job(client, source_image_collection_id=COLLECTION)
+    url = f"/api/v2/jobs/{job['id']}/result/"
+    first, second = (
+        await worker.post(f"/api/v2/jobs/{job['id']}/tasks/", json={"batch_size": 2})
+    ).json()["tasks"]
+    assert (await worker.post(url, json={"results": [success(first)]})).status_code == 200
+    again = await worker.post(url, json={"results": [success(first)]})  # answered already
+    await client.post(f"/api/v2/jobs/{job['id']}/cancel/")
+    late = await worker.post(url, json={"results": [success(second)]})  # its queue emptied
+
+    assert (again.status_code, late.status_code) == (200, 200)
+    assert [t["status"] for t in late.json()["tasks"]] == ["queued"]
+    refused = await client.get(
+        f"/api/v2/jobs/{job['id']}/history/", params={"type": "CommandRefused"}
+    )
+    assert [e["data"]["reason"] for e in refused.json()["results"]] == [
+        f"Result for image {first['image_id']} of job {job['id']}, whose task is no longer out:"
+        " answered already, or its queue emptied",
+        f"Result for attempt 1 of job {job['id']}, which is REVOKED in attempt 1",
+    ]
+    shown = (await client.get(f"/api/v2/jobs/{job['id']}/")).json()
+    assert stage_params(shown, "results")["captures"] == 1
 
 
 async def test_a_huge_batch_size_is_400(worker: httpx.AsyncClient) -> None:
