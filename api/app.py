@@ -23,6 +23,7 @@ from fastapi.responses import (
 from faststream.specification.asyncapi.site import get_asyncapi_html
 from nats.errors import Error as NatsError
 from nats.js.errors import NotFoundError
+from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from api.auth import caller, require
@@ -105,6 +106,15 @@ def build_app(stack: Stack) -> FastAPI:
     @app.exception_handler(ApiError)
     async def api_error(_: Request, error: ApiError) -> JSONResponse:
         return JSONResponse(error.body, status_code=error.status_code, headers=error.headers)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, error: StarletteHTTPException) -> JSONResponse:
+        """No such route or method, in DRF's words (other HTTP errors keep theirs)."""
+        detail = {
+            404: NOT_FOUND["detail"],
+            405: f'Method "{request.method}" not allowed.',
+        }.get(error.status_code, error.detail)
+        return JSONResponse({"detail": detail}, error.status_code, headers=error.headers)
 
     @app.exception_handler(RequestValidationError)
     async def invalid_request(_: Request, error: RequestValidationError) -> JSONResponse:
@@ -217,14 +227,13 @@ def build_app(stack: Stack) -> FastAPI:
         params = request.query_params
         with stack.read_store.reading() as db:
             pipeline_ids = views.pipeline_ids(db)
-            query = list_query(params, render.catalog, pipeline_ids, datetime.now(UTC))
             hidden = render.catalog.hidden_projects(render.user)
+            now = datetime.now(UTC)
+            query = list_query(params, render.catalog, pipeline_ids, now, hidden)
             count, page = views.job_page(db, replace(query, hidden_project_ids=hidden))
         ids_only = lenient_bool(params.get("ids_only"))
         project_id = dict(query.equal).get("project_id")
         assert project_id is None or isinstance(project_id, int)
-        if project_id in hidden:  # a draft project is not there for outsiders, as one unknown
-            raise ApiError(404, NOT_FOUND)
         if ids_only and (query.pipeline_ids is not None or project_id is not None):
             background.add_task(heartbeats.seen, render.catalog, query.pipeline_ids, project_id)
         return {
@@ -639,6 +648,7 @@ def build_app(stack: Stack) -> FastAPI:
             raise ApiError(400, not_ours)
         return str(json.loads(task.data)["image_id"])
 
+    describe_errors(app)
     bus = bus_document(app.version)
 
     @app.get("/asyncapi", response_class=HTMLResponse, summary="The bus, for outside clients")
@@ -659,6 +669,50 @@ def attempts_of(history: list[EventEnvelope]) -> list[int]:
         current = int(event.data.get("attempt", current))
         numbers.append(current)
     return numbers
+
+
+# The three error shapes the UI parses (CONTRACT.md section 1).
+ERROR_BODY = {
+    "anyOf": [
+        {"type": "object", "properties": {"detail": {"type": "string"}}, "required": ["detail"]},
+        {"type": "object", "additionalProperties": {"type": "array", "items": {"type": "string"}}},
+        {"type": "array", "items": {"type": "string"}},
+    ]
+}
+ERRORS = {
+    "400": "Bad input: each field (or parameter) named with what is wrong with it",
+    "401": "Authentication credentials were not provided, or the token is invalid",
+    "403": "The caller may not do this on the job's project",
+    "404": "Not found, or not visible to the caller",
+}
+WRITE_ERRORS = {
+    "415": "Not JSON, form-urlencoded or multipart",
+    "503": "The command handler or the task queue did not answer in time",
+}
+
+
+def describe_errors(app: FastAPI) -> None:
+    """Document the error answers every operation may give, in place of FastAPI's 422, which
+    this API never sends (its validation errors are 400s, as DRF's)."""
+    generate = app.openapi
+
+    def document() -> dict[str, Any]:
+        if app.openapi_schema is not None:
+            return app.openapi_schema
+        schema = generate()
+        for operations in schema["paths"].values():
+            for method, operation in operations.items():
+                responses = operation["responses"]
+                responses.pop("422", None)
+                errors = ERRORS | (WRITE_ERRORS if method in ("post", "put", "patch") else {})
+                for status, description in errors.items():
+                    content = {"application/json": {"schema": ERROR_BODY}}
+                    responses.setdefault(status, {"description": description, "content": content})
+        schema["components"]["schemas"].pop("HTTPValidationError", None)
+        schema["components"]["schemas"].pop("ValidationError", None)
+        return schema
+
+    app.openapi = document  # type: ignore[method-assign]
 
 
 async def until(stop: asyncio.Event, items: AsyncIterator[str]) -> AsyncIterator[str]:

@@ -11,6 +11,8 @@ from typing import Any, TypeVar, get_args
 from fastapi import Request
 
 from api.errors import NOT_FOUND, ApiError
+from domain.catalog import project_of
+from domain.commands import CatalogKind
 from domain.job_types import JobTypeKey
 from domain.statuses import JobStatus
 from infra.catalog import CatalogSnapshot
@@ -28,7 +30,7 @@ CHOICE_FILTERS: dict[str, tuple[str, ...]] = {
     "dispatch_mode": ("internal", "sync_api", "async_api"),
 }
 # Filters by the id of a catalog object: parameter -> (column, catalog kind).
-REFERENCE_FILTERS = {
+REFERENCE_FILTERS: dict[str, tuple[str, CatalogKind]] = {
     "project": ("project_id", "projects"),
     "deployment": ("deployment_id", "deployments"),
     "source_image_collection": ("source_image_collection_id", "collections"),
@@ -65,15 +67,25 @@ def lenient_bool(value: str | None) -> bool:
 
 
 def list_query(
-    params: Mapping[str, str], catalog: CatalogSnapshot, pipeline_ids: Iterable[int], now: datetime
+    params: Mapping[str, str],
+    catalog: CatalogSnapshot,
+    pipeline_ids: Iterable[int],
+    now: datetime,
+    hidden_projects: frozenset[int] = frozenset(),
 ) -> JobQuery:
     """The page of jobs a list request asks for.
 
     `pipeline_ids` are those of the pipelines that jobs use: the filters by pipeline slug and
     the search by pipeline name become filters by the ids of the catalog's matching pipelines.
     Raises ApiError: 404 for a `project_id` that is not in the catalog (CONTRACT.md section
-    16), else 400 naming every parameter whose value is not acceptable.
+    16), else 400 naming every parameter whose value is not acceptable. Objects of
+    `hidden_projects` (drafts the caller may not see) are answered as unknown ones.
     """
+
+    def known(kind: CatalogKind, object_id: int) -> bool:
+        found = catalog.get(kind, object_id)
+        return found is not None and project_of(kind, object_id, found) not in hidden_projects
+
     errors: dict[str, list[str]] = {}
 
     def value_of(name: str, parse: Callable[[str], T]) -> T | None:
@@ -88,11 +100,11 @@ def list_query(
             return None
 
     project_id = value_of("project_id", _not_negative)
-    if project_id is not None and catalog.get("projects", project_id) is None:
+    if project_id is not None and not known("projects", project_id):
         raise ApiError(404, NOT_FOUND)
     equal: list[tuple[str, int | str]] = [] if project_id is None else [("project_id", project_id)]
     for name, (column, kind) in REFERENCE_FILTERS.items():
-        if (object_id := value_of(name, _catalog_id(catalog, kind))) is not None:
+        if (object_id := value_of(name, _catalog_id(known, kind))) is not None:
             equal.append((column, object_id))
     for name, choices in CHOICE_FILTERS.items():
         if (choice := value_of(name, _choice(choices))) is not None:
@@ -138,10 +150,12 @@ def _not_negative(raw: str) -> int:
     return number
 
 
-def _catalog_id(catalog: CatalogSnapshot, kind: str) -> Callable[[str], int]:
+def _catalog_id(
+    known: Callable[[CatalogKind, int], bool], kind: CatalogKind
+) -> Callable[[str], int]:
     def parse(raw: str) -> int:
         object_id = _whole_number(raw)
-        if catalog.get(kind, object_id) is None:
+        if not known(kind, object_id):
             raise InvalidValue(UNKNOWN_OBJECT)
         return object_id
 

@@ -60,14 +60,17 @@ class Users:
         return self.get(email)
 
     def add_new(self, email: str, superuser: bool = False) -> User:
-        """Add a user that does not exist yet: UserExists leaves an existing one as it was."""
-        try:
-            with self._db() as db:
-                db.execute(
-                    "INSERT INTO users (email, is_superuser) VALUES (?, ?)", (email, superuser)
-                )
-        except sqlite3.IntegrityError:  # the UNIQUE email: checked and inserted as one step
-            raise UserExists(email) from None
+        """Add a user that does not exist yet, in any letter case: UserExists leaves an
+        existing one as it was."""
+        with self._db() as db:
+            # INSERT ... SELECT: checked and inserted as one statement.
+            added = db.execute(
+                "INSERT INTO users (email, is_superuser) SELECT ?, ?"
+                " WHERE NOT EXISTS (SELECT 1 FROM users WHERE email = ? COLLATE NOCASE)",
+                (email, superuser, email),
+            )
+        if added.rowcount == 0:
+            raise UserExists(email)
         return self.get(email)
 
     def remove(self, email: str) -> None:

@@ -1,5 +1,7 @@
 """Bad HTTP input gets a clear error that names the problem, and nothing changes."""
 
+import json
+
 import httpx
 import pytest
 
@@ -168,3 +170,16 @@ async def test_a_pipeline_set_after_creation_is_not_run_and_the_failure_says_so(
             " create a new job to run it"
         ],
     )
+
+
+async def test_the_openapi_document_gives_the_error_answers_and_no_422(
+    client: httpx.AsyncClient,
+) -> None:
+    document = (await client.get("/openapi.json")).json()
+    create = document["paths"]["/api/v2/jobs/"]["post"]["responses"]
+    listing = document["paths"]["/api/v2/jobs/"]["get"]["responses"]
+    assert sorted(create) == ["201", "400", "401", "403", "404", "415", "503"]
+    assert sorted(listing) == ["200", "400", "401", "403", "404"]
+    shapes = create["400"]["content"]["application/json"]["schema"]["anyOf"]
+    assert [shape["type"] for shape in shapes] == ["object", "object", "array"]
+    assert '"422"' not in json.dumps(document)

@@ -158,6 +158,14 @@ async def test_a_draft_project_is_not_there_for_outsiders(
         unknown = await anonymous.get("/api/v2/jobs/", params={"project_id": 999})
     assert (hidden.status_code, hidden.json()) == (404, {"detail": "Not found."})
     assert (hidden.status_code, hidden.json()) == (unknown.status_code, unknown.json())
+    await as_role.stack.save_catalog(
+        {"deployments": [{"id": 8, "name": "Secret trap", "project_id": DRAFT_PROJECT}]}
+    )
+    unknown_choice = "Select a valid choice. That choice is not one of the available choices."
+    async with as_role.anonymous() as anonymous:
+        for name, object_id in (("project", DRAFT_PROJECT), ("deployment", 8)):
+            filtered = await anonymous.get("/api/v2/jobs/", params={name: object_id})
+            assert (filtered.status_code, filtered.json()) == (400, {name: [unknown_choice]})
     async with as_role.client(ProjectRole.VIEWER) as viewer:
         assert (await viewer.get("/api/v2/jobs/", params=query)).json()["count"] == 1
 

@@ -40,3 +40,11 @@ def test_removing_a_user_removes_its_tokens_and_roles(tmp_path: Path) -> None:
     assert (users.by_token(token), users.all()) == (None, [])
     assert users.add_new("ada@example.org").roles == {}  # nothing of the removed one comes back
     assert users.token_prefixes("ada@example.org") == []
+
+
+def test_an_address_differing_only_in_case_is_the_same_user(tmp_path: Path) -> None:
+    users = Users(tmp_path / "users.sqlite3")
+    users.add_new("root@example.org", superuser=True)
+    with pytest.raises(UserExists):
+        users.add_new("ROOT@Example.org")
+    assert [user.email for user in users.all()] == ["root@example.org"]
