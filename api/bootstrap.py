@@ -14,7 +14,7 @@ from api.catalog_io import Entries, read_catalog_file, save_catalog
 from handlers.command_consumer import CommandConsumer
 from handlers.command_handler import CommandHandler
 from handlers.reaper import Reaper
-from handlers.relay import EventRelay
+from handlers.relay import EventRelay, check_streams_are_ours
 from handlers.runner import Runner
 from infra.bus import CommandBus, connection, ensure_streams, jetstream, make_broker
 from infra.catalog import Catalog
@@ -138,6 +138,7 @@ async def running_stack(
         exits.push_async_callback(close_connection, broker)
         js = jetstream(broker)
         await ensure_streams(js)
+        await check_streams_are_ours(js, event_store)
         if Role.RELAY in roles:
             stack.relay = EventRelay(event_store, js, reader)
             stack.tasks.append(asyncio.create_task(supervise("relay", stack.relay.run)))

@@ -29,6 +29,7 @@ from api.catalog_routes import PATHS
 from domain.envelope import EventEnvelope
 from domain.permissions import ProjectRole, User
 from domain.statuses import FINAL
+from handlers.relay import ForeignStreams
 from infra.asyncapi import bus_document
 from infra.bus import event_subject, jetstream
 from infra.embedded_nats import exclusive
@@ -74,7 +75,10 @@ def run(coroutine: Callable[[], Awaitable[None]]) -> None:
         level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s %(message)s"
     )
     with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(coroutine())  # type: ignore[arg-type]
+        try:
+            asyncio.run(coroutine())  # type: ignore[arg-type]
+        except ForeignStreams as error:
+            fail(str(error))
 
 
 SHUTDOWN_GRACE = 2  # seconds requests in flight get to finish when `serve` stops

@@ -41,10 +41,14 @@ def parse_command(msg: Msg) -> Command | Outcome:
             reason=f"Unknown command {name!r}; known: {', '.join(COMMANDS_BY_NAME)}",
         )
     try:
-        return command_class.model_validate_json(msg.data)
+        command = command_class.model_validate_json(msg.data)
     except ValidationError as error:
         reason = validation_reason(error)
         return Outcome(command_id=command_id, command=name, accepted=False, reason=reason)
+    if command_id and "command_id" not in command.model_fields_set:
+        # The sender knows the command by the message id: its outcome goes there.
+        return command.model_copy(update={"command_id": command_id})
+    return command
 
 
 class CommandConsumer:

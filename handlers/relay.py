@@ -9,6 +9,7 @@ relay then resumes from the last event the stream holds.
 
 import asyncio
 import contextlib
+import json
 import logging
 from concurrent.futures import ThreadPoolExecutor
 
@@ -20,6 +21,29 @@ from infra.bus import EVENTS_STREAM, MSG_ID_HEADER, POSITION_HEADER, subject_of
 from infra.event_store import EventStore
 
 log = logging.getLogger(__name__)
+
+
+class ForeignStreams(RuntimeError):
+    """The NATS server's streams hold events this event store did not record."""
+
+
+async def check_streams_are_ours(js: JetStreamContext, store: EventStore) -> None:
+    """The last event in JOBS_EVENTS must be the store's event at that position: a server
+    whose streams another store filled (another data dir) would mix its jobs into ours."""
+    info = await js.stream_info(EVENTS_STREAM)
+    if int(info.state.last_seq) == 0:
+        return
+    last = await js.get_msg(EVENTS_STREAM, seq=int(info.state.last_seq))
+    position = int((last.headers or {}).get(POSITION_HEADER, 0))
+    published = json.loads(last.data or b"{}").get("id")
+    stored, _ = await asyncio.to_thread(store.envelopes, position - 1, 1)
+    if not stored or stored[0].position != position or str(stored[0].id) != published:
+        raise ForeignStreams(
+            f"The NATS server's {EVENTS_STREAM} stream holds events up to position {position}"
+            " that this event store did not record: its streams belong to another jobledger"
+            " store. Use a NATS server (or account) of this store's own, or delete the"
+            " JOBS_COMMANDS, JOBS_EVENTS and JOBS_TASKS streams there."
+        )
 
 
 class EventRelay:

@@ -2,16 +2,20 @@
 
 import asyncio
 import contextlib
+import json
 from pathlib import Path
 
 import httpx
 import nats
 import pytest
 
-from api.bootstrap import Stack
+from api.bootstrap import Stack, running_stack
+from api.catalog_io import SEED_CATALOG
 from domain.commands import CancelJob, Command, CreateJob, RunJob, SaveCatalogObject, UpdateJob
+from handlers.relay import ForeignStreams
 from infra.bus import COMMANDS_STREAM, MSG_ID_HEADER, command_subject, connection, jetstream
 from infra.embedded_nats import embedded_nats
+from infra.settings import Settings
 from tests.conftest import history, settled
 
 
@@ -109,6 +113,12 @@ async def test_a_malformed_command_is_refused_with_a_reason_and_changes_nothing(
     assert stack.event_store.recorder.max_notification_id() == stored
 
 
+async def test_a_command_without_an_id_is_known_by_its_message_id(stack: Stack) -> None:
+    payload = b'{"name": "no id", "project_id": 16}'
+    outcome = json.loads(await publish_raw(stack, "CreateJob", payload, "by-header", "by-header"))
+    assert (outcome["command_id"], outcome["accepted"], outcome["job_id"]) == ("by-header", True, 1)
+
+
 async def test_a_command_for_an_unknown_job_is_refused(stack: Stack) -> None:
     outcome = await stack.bus.send(RunJob(job_id=999))
     assert (outcome.accepted, outcome.reason) == (False, "Job 999 does not exist")
@@ -174,3 +184,20 @@ async def test_the_embedded_server_stops_with_its_owner(tmp_path: Path) -> None:
     with pytest.raises(ConnectionRefusedError):
         await asyncio.open_connection("127.0.0.1", port)
     assert _processes_mentioning(str(store)) == []
+
+
+async def test_a_store_will_not_start_on_streams_another_store_filled(
+    settings: Settings, tmp_path: Path
+) -> None:
+    async with embedded_nats(tmp_path / "shared-nats") as url:
+        first = settings.model_copy(update={"nats_url": url})
+        async with running_stack(first) as stack:
+            await stack.save_catalog(SEED_CATALOG)
+            assert (await stack.bus.send(CreateJob(name="first", project_id=16))).accepted
+            await settled(stack)
+        other = first.model_copy(update={"data_dir": tmp_path / "another-data-dir"})
+        with pytest.raises(ForeignStreams, match="its streams belong to another jobledger store"):
+            async with running_stack(other):
+                pass
+        async with running_stack(first) as again:  # its own store still starts on them
+            assert again.relay is not None
