@@ -241,7 +241,8 @@ class CommandHandler:
             else:
                 found.change(command)
         except Refused as refusal:
-            return _Applied(_catalog_outcome(command, object_id, None, str(refusal)))
+            # The id the sender named, if any: a refused create takes no number.
+            return _Applied(_catalog_outcome(command, command.object_id, None, str(refusal)))
         saved: list[Aggregate] = [found]
         for field in UNIQUE.get(command.kind, {}):
             was = (before or {}).get(field)
@@ -254,8 +255,18 @@ class CommandHandler:
         return _Applied(_catalog_outcome(command, object_id, found), found.id, saved)
 
     def _note_services_seen(self, command: NoteServicesSeen) -> _Applied:
-        services = [self._load_catalog_object("services", i) for i in command.service_ids]
-        seen = [service for service in services if service is not None]
+        services = {i: self._load_catalog_object("services", i) for i in command.service_ids}
+        if missing := [str(i) for i, service in services.items() if service is None]:
+            reason = f"No processing service {', '.join(missing)}: none is marked seen"
+            return _Applied(
+                Outcome(
+                    command_id=command.command_id,
+                    command="NoteServicesSeen",
+                    accepted=False,
+                    reason=reason,
+                )
+            )
+        seen = [service for service in services.values() if service is not None]
         for service in seen:
             service.seen(command)
         return _Applied(
@@ -355,7 +366,7 @@ def _outcome(
 
 
 def _catalog_outcome(
-    command: SaveCatalogObject, object_id: int, found: CatalogObject | None, reason: str = ""
+    command: SaveCatalogObject, object_id: int | None, found: CatalogObject | None, reason: str = ""
 ) -> Outcome:
     return Outcome(
         command_id=command.command_id,

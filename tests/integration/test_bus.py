@@ -11,7 +11,15 @@ import pytest
 
 from api.bootstrap import Stack, running_stack
 from api.catalog_io import SEED_CATALOG
-from domain.commands import CancelJob, Command, CreateJob, RunJob, SaveCatalogObject, UpdateJob
+from domain.commands import (
+    CancelJob,
+    Command,
+    CreateJob,
+    NoteServicesSeen,
+    RunJob,
+    SaveCatalogObject,
+    UpdateJob,
+)
 from handlers.relay import ForeignStreams
 from infra.bus import COMMANDS_STREAM, MSG_ID_HEADER, command_subject, connection, jetstream
 from infra.embedded_nats import embedded_nats
@@ -119,6 +127,12 @@ async def test_a_command_without_an_id_is_known_by_its_message_id(stack: Stack) 
     assert (outcome["command_id"], outcome["accepted"], outcome["job_id"]) == ("by-header", True, 1)
 
 
+async def test_a_heartbeat_of_an_unknown_service_is_refused(stack: Stack) -> None:
+    outcome = await stack.bus.send(NoteServicesSeen(service_ids=[999]))
+    reason = "No processing service 999: none is marked seen"
+    assert (outcome.accepted, outcome.reason) == (False, reason)
+
+
 async def test_a_command_for_an_unknown_job_is_refused(stack: Stack) -> None:
     outcome = await stack.bus.send(RunJob(job_id=999))
     assert (outcome.accepted, outcome.reason) == (False, "Job 999 does not exist")
@@ -127,6 +141,10 @@ async def test_a_command_for_an_unknown_job_is_refused(stack: Stack) -> None:
 async def test_a_job_naming_what_does_not_exist_is_refused_and_nothing_is_created(
     stack: Stack, client: httpx.AsyncClient
 ) -> None:
+    deployment = await stack.bus.send(
+        SaveCatalogObject(kind="deployments", fields={"name": "Trap", "project_id": 999})
+    )
+    assert (deployment.accepted, deployment.object_id) == (False, None)
     outcome = await stack.bus.send(CreateJob(name="nowhere", project_id=999))
     reason = 'project_id: Invalid pk "999" - object does not exist.'
     assert (outcome.accepted, outcome.job_id, outcome.reason) == (False, None, reason)
