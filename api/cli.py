@@ -48,7 +48,7 @@ from projections.audit_export import (
 from projections.replay import replay
 from projections.time_travel import view_as_of
 from projections.verification import verify as verify_read_store
-from projections.view_diff import point_of, view_changes
+from projections.view_diff import in_zone, point_of, view_changes
 
 app = typer.Typer(help="jobledger: an event-sourced job system on NATS JetStream.")
 console = Console()
@@ -773,7 +773,7 @@ def diff(job_id: int, before: str, after: str) -> None:
         view = view_as_of(history, version, moment)
         if view is None:
             fail(f"Job {job_id} has no view at {value}: it did not exist yet, or was deleted.")
-        views.append(view)
+        views.append(in_zone(view, zone))
     changes = view_changes(views[0], views[1])
     for change in changes:
         typer.echo(change)

@@ -53,6 +53,26 @@ def changed_logs(old: list[LogRow], new: list[LogRow]) -> Iterator[str]:
                 yield f"log {sign} {row['logged_at']} {row['level']} {row['message']}"
 
 
+TIMES = ("created_at", "updated_at", "started_at", "finished_at")
+
+
+def local(value: str | None, time_zone: ZoneInfo) -> str | None:
+    """A stored time as the API shows it: in `time_zone`, without an offset."""
+    if value is None:
+        return None
+    return datetime.fromisoformat(value).astimezone(time_zone).replace(tzinfo=None).isoformat()
+
+
+def in_zone(
+    view: tuple[JobView, list[LogRow]], time_zone: ZoneInfo
+) -> tuple[JobView, list[LogRow]]:
+    """The view and its log lines with their times as the API shows them."""
+    job, logs = view
+    shown = {**job, **{field: local(job[field], time_zone) for field in TIMES}}
+    lines = [{**row, "logged_at": local(row["logged_at"], time_zone)} for row in logs]
+    return shown, lines
+
+
 def view_changes(old: tuple[JobView, list[LogRow]], new: tuple[JobView, list[LogRow]]) -> list[str]:
     """Every changed field of the view, then every log line added (or gone)."""
     return [*changed_fields(old[0], new[0]), *changed_logs(old[1], new[1])]

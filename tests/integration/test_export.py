@@ -5,7 +5,7 @@ The stack has no runner: the job moves only by the runner reports the test sends
 
 import hashlib
 import json
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -160,7 +160,9 @@ async def test_diff_from_version_1_to_the_last_shows_status_progress_and_log_cha
     events = await cancelled_then_retried(stack, client)
 
     def moment(event: dict[str, Any]) -> str:
-        return datetime.fromisoformat(event["occurred_at"]).isoformat()
+        """As the API shows times: in TIME_ZONE (UTC here), without an offset."""
+        at = datetime.fromisoformat(event["occurred_at"])
+        return at.astimezone(UTC).replace(tzinfo=None).isoformat()
 
     statuses = [event for event in events if event["type"] == "StatusChanged"]
     started, finished = statuses[-2], statuses[-1]
