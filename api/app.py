@@ -355,8 +355,7 @@ def build_app(stack: Stack) -> FastAPI:
             require(render.user, "create_job", spec.project_id)
         check_references(render.catalog, spec)
         export = render.catalog.exports_by_job.get(job_id)
-        bound = None if export is None else (export["id"], export)
-        if errors := job_move_errors(job_id, spec.project_id, bound):
+        if errors := job_move_errors(job_id, spec.project_id, export):
             raise ApiError(400, errors)
         changes = spec.model_dump(include=fields)
         return await act(UpdateJob(job_id=job_id, changes=changes, actor=render.user.email), render)

@@ -8,6 +8,7 @@ from domain.job_types import JOB_TYPE_NAMES
 from domain.permissions import User, job_permissions
 from infra.catalog import CatalogSnapshot
 from projections.job_view import JobView
+from projections.view_diff import local
 
 ERROR_LEVELS = frozenset({"ERROR", "CRITICAL"})
 
@@ -33,14 +34,7 @@ class JobRenderer:
         return f"{self.base_url}/api/v2/{path}{self.suffix}"
 
     def local(self, value: str | None) -> str | None:
-        """ISO 8601 without an offset, in the configured zone (as Antenna serves times); a time
-        given without an offset is taken to be in that zone already."""
-        if value is None:
-            return None
-        moment = datetime.fromisoformat(value)
-        if moment.tzinfo is not None:
-            moment = moment.astimezone(self.time_zone).replace(tzinfo=None)
-        return moment.isoformat()
+        return local(value, self.time_zone)
 
     def log_line(self, entry: dict[str, Any]) -> str:
         moment = datetime.fromisoformat(entry["logged_at"]).astimezone(self.time_zone)

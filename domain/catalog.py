@@ -265,14 +265,13 @@ def job_reference_errors(spec: dict[str, Any], lookup: Lookup) -> dict[str, list
 
 
 def job_move_errors(
-    job_id: int, project_id: int, export: tuple[int, dict[str, Any]] | None
+    job_id: int, project_id: int, export: dict[str, Any] | None
 ) -> dict[str, list[str]]:
     """A job that a data export names (`export`: its id and fields) stays in its project."""
-    if export is None or export[1]["project"] == project_id:
+    if export is None or export["project"] == project_id:
         return {}
-    export_id, fields = export
-    stays = f"Job {job_id} stays in project {fields['project']}"
-    return {"project_id": [f"{stays}: data export {export_id} of that project names it."]}
+    stays = f"Job {job_id} stays in project {export['project']}"
+    return {"project_id": [f"{stays}: data export {export['id']} of that project names it."]}
 
 
 def refusal_reason(errors: dict[str, list[str]]) -> str:

@@ -211,13 +211,18 @@ class CommandHandler:
             spec = JobSpec.model_validate({**job.spec, **command.changes}).model_dump()
         except ValidationError:
             return  # Job.update refuses it, naming the field
-        claim = self._load_unique("exports", "job", job.job_id)
-        export_id = claim.holder if claim is not None else None
-        export = None if export_id is None else self._load_catalog_object("exports", export_id)
-        bound = None if export is None or export_id is None else (export_id, export.fields)
         errors = job_reference_errors(spec, self._referent)
-        if errors := errors | job_move_errors(job.job_id, spec["project_id"], bound):
+        export = self._export_naming(job.job_id)
+        if errors := errors | job_move_errors(job.job_id, spec["project_id"], export):
             raise Refused(refusal_reason(errors))
+
+    def _export_naming(self, job_id: int) -> dict[str, Any] | None:
+        """The data export that names the job (its id and fields), if one does."""
+        claim = self._load_unique("exports", "job", job_id)
+        if claim is None or claim.holder is None:
+            return None
+        export = self._load_catalog_object("exports", claim.holder)
+        return None if export is None else {"id": claim.holder, **export.fields}
 
     def _save_catalog_object(self, command: SaveCatalogObject) -> _Applied:
         """Create the object (the next id of its kind when none is given) or change it.

@@ -116,17 +116,16 @@ class JobRun:
         stages = {stage["key"]: stage for stage in self.job["stages"]}
         # Only an ML pipeline job has images to collect; other types keep their dispatch mode
         # (fixed at creation) but have no pipeline work here.
-        if "collect" in stages and self.job["dispatch_mode"] == "async_api":
+        if "collect" in stages:
             image_ids = await self._collect_and_queue()
-            if image_ids:
+            if not image_ids:
+                return
+            if self.job["dispatch_mode"] == "async_api":
                 await self.tasks.put(
                     self.job["id"], self.job["attempt"], self._tasks_for(image_ids)
                 )
                 await self._note_workers()
-            return
-        if "collect" in stages and self.job["dispatch_mode"] == "sync_api":
-            image_ids = await self._collect_and_queue()
-            if image_ids:
+            else:
                 await self._process_by_service(image_ids)
             return
         delay = stages.get("delay")

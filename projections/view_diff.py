@@ -57,10 +57,14 @@ TIMES = ("created_at", "updated_at", "started_at", "finished_at")
 
 
 def local(value: str | None, time_zone: ZoneInfo) -> str | None:
-    """A stored time as the API shows it: in `time_zone`, without an offset."""
+    """A stored time as the API shows it: ISO 8601 in `time_zone`, without an offset (as
+    Antenna serves times); a time without an offset is taken to be in that zone already."""
     if value is None:
         return None
-    return datetime.fromisoformat(value).astimezone(time_zone).replace(tzinfo=None).isoformat()
+    moment = datetime.fromisoformat(value)
+    if moment.tzinfo is not None:
+        moment = moment.astimezone(time_zone).replace(tzinfo=None)
+    return moment.isoformat()
 
 
 def in_zone(

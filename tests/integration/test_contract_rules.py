@@ -63,6 +63,14 @@ async def started(stack: Stack, client: httpx.AsyncClient, **changes: Any) -> di
     return job
 
 
+async def succeed(stack: Stack, job_id: int) -> None:
+    """The test's runner completes the delay stage and ends the job SUCCESS."""
+    delay_done = ReportProgress(**by(job_id), stage="delay", status=JobStatus.SUCCESS, progress=1.0)
+    await report(stack, delay_done)
+    await report(stack, FinishJob(**by(job_id), status=JobStatus.SUCCESS))
+    await settled(stack)
+
+
 # 1
 
 
@@ -98,12 +106,7 @@ async def test_every_time_of_a_job_is_iso_8601_without_an_offset(
     """Sections 1 and 16: job times (and the nested pipeline's) carry no offset."""
     stack, client = idle
     job = await started(stack, client)
-    await report(
-        stack,
-        ReportProgress(**by(job["id"]), stage="delay", status=JobStatus.SUCCESS, progress=1.0),
-    )
-    await report(stack, FinishJob(**by(job["id"]), status=JobStatus.SUCCESS))
-    await settled(stack)
+    await succeed(stack, job["id"])
     done = await detail(client, job["id"])
     times = [done[k] for k in ("created_at", "updated_at", "started_at", "finished_at")]
     times += [done["pipeline"]["created_at"], done["pipeline"]["updated_at"]]
@@ -371,12 +374,7 @@ async def test_times_and_duration_follow_the_attempt_and_a_retry_clears_them(
     assert running["started_at"] is not None
     assert (running["finished_at"], running["duration"]) == (None, None)
 
-    await report(
-        stack,
-        ReportProgress(**by(job["id"]), stage="delay", status=JobStatus.SUCCESS, progress=1.0),
-    )
-    await report(stack, FinishJob(**by(job["id"]), status=JobStatus.SUCCESS))
-    await settled(stack)
+    await succeed(stack, job["id"])
     done = await detail(client, job["id"])
     assert done["started_at"] == running["started_at"]
     assert isinstance(done["duration"], str) and float(done["duration"]) >= 0
