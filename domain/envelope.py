@@ -76,6 +76,18 @@ def project_set_by(event: EventEnvelope) -> int | None:
     return None
 
 
+def origin(event: Envelope) -> tuple[str, int]:
+    """The job or catalog object an event belongs to."""
+    if isinstance(event, EventEnvelope):
+        return ("job", event.job_id)
+    return (event.kind, event.object_id)
+
+
+def same_change(earlier: Envelope, later: Envelope) -> bool:
+    """Whether two events in a row are of one command's change to one job or object."""
+    return (origin(earlier), earlier.causation_id) == (origin(later), later.causation_id)
+
+
 def envelope_of(event: Any, position: int | None) -> EventEnvelope:
     """The public envelope of a stored job event."""
     return EventEnvelope(job_id=event.job_id, **_common(event, position))

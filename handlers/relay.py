@@ -5,6 +5,10 @@ jobs.events.<job_id>.<Event> (a catalog object's on catalog.events.<kind>.<id>.<
 in one stream, with Nats-Msg-Id = its position, and with the stream sequence
 it expects to follow, so a failed publish can never let a later event overtake it: the
 relay then resumes from the last event the stream holds.
+
+A command's change to a job is one save, so it is published whole: every event of it but
+the last carries Jobledger-Command-Continues, and a reader that applies whole commands
+(the projection) waits for the rest.
 """
 
 import asyncio
@@ -16,8 +20,8 @@ from concurrent.futures import ThreadPoolExecutor
 from nats.js import JetStreamContext
 from nats.js.api import Header
 
-from domain.envelope import Envelope
-from infra.bus import EVENTS_STREAM, MSG_ID_HEADER, POSITION_HEADER, subject_of
+from domain.envelope import Envelope, same_change
+from infra.bus import CONTINUES_HEADER, EVENTS_STREAM, MSG_ID_HEADER, POSITION_HEADER, subject_of
 from infra.event_store import EventStore
 
 log = logging.getLogger(__name__)
@@ -36,7 +40,7 @@ async def check_streams_are_ours(js: JetStreamContext, store: EventStore) -> Non
     last = await js.get_msg(EVENTS_STREAM, seq=int(info.state.last_seq))
     position = int((last.headers or {}).get(POSITION_HEADER, 0))
     published = json.loads(last.data or b"{}").get("id")
-    stored, _ = await asyncio.to_thread(store.envelopes, position - 1, 1)
+    stored = (await asyncio.to_thread(store.envelopes, position - 1, 1)).envelopes
     if not stored or stored[0].position != position or str(stored[0].id) != published:
         raise ForeignStreams(
             f"The NATS server's {EVENTS_STREAM} stream holds events up to position {position}"
@@ -71,9 +75,7 @@ class EventRelay:
         position, stream_seq = await self._resume()
         while True:
             self._wake.clear()
-            envelopes, last = await asyncio.get_running_loop().run_in_executor(
-                self.reader, self.store.envelopes, position, self.window
-            )
+            envelopes, last = await self._read_whole_commands(position)
             if last == position:
                 self.position = position
                 with contextlib.suppress(TimeoutError):
@@ -88,14 +90,39 @@ class EventRelay:
                 continue
             position = last
 
+    async def _read_whole_commands(self, position: int) -> tuple[list[Envelope], int]:
+        """The events after `position` up to the end of a command, and the last position read.
+
+        A section that stops at its limit may have cut the last command's events short: those
+        are left for the next read, or, where they fill the section, read with a larger limit.
+        """
+        limit = self.window
+        while True:
+            section = await asyncio.get_running_loop().run_in_executor(
+                self.reader, self.store.envelopes, position, limit
+            )
+            envelopes = section.envelopes
+            if not section.more or not envelopes:
+                return envelopes, section.last
+            cut = len(envelopes) - 1
+            while cut > 0 and same_change(envelopes[cut - 1], envelopes[cut]):
+                cut -= 1
+            if cut > 0:
+                cut_at = envelopes[cut].position
+                assert cut_at is not None  # the store gives every event its position
+                return envelopes[:cut], cut_at - 1
+            limit *= 2
+
     async def _publish(self, envelopes: list[Envelope], stream_seq: int) -> int:
         futures = []
-        for envelope in envelopes:
+        for envelope, following in zip(envelopes, [*envelopes[1:], None], strict=False):
             headers = {
                 MSG_ID_HEADER: str(envelope.position),
                 POSITION_HEADER: str(envelope.position),
                 Header.EXPECTED_LAST_SEQUENCE.value: str(stream_seq),
             }
+            if following is not None and same_change(envelope, following):
+                headers[CONTINUES_HEADER] = "true"
             futures.append(
                 await self.js.publish_async(
                     subject_of(envelope),

@@ -43,7 +43,8 @@ def bus_document(version: str) -> Any:
         "jobs.events.{job_id}.{event}",
         stream=EVENTS_STREAM,
         title="jobs.events.{job_id}.{event}",
-        description="Every stored event of every job, in order; Nats-Msg-Id = position.",
+        description="Every stored event of every job, in order; Nats-Msg-Id = position;"
+        " Jobledger-Command-Continues on each event of a command's change but its last.",
         schema=EventEnvelope,
     )
     broker.publisher(

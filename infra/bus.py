@@ -17,6 +17,8 @@ EVENTS_STREAM = "JOBS_EVENTS"
 TASKS_STREAM = "JOBS_TASKS"
 POSITION_HEADER = "Jobledger-Position"
 MSG_ID_HEADER = "Nats-Msg-Id"
+# On an event that more events of the same command's change to the same job or object follow.
+CONTINUES_HEADER = "Jobledger-Command-Continues"
 
 STREAMS = (
     StreamConfig(

@@ -1,7 +1,7 @@
 """The event store: the eventsourcing library's Application, on SQLite or PostgreSQL."""
 
 from collections.abc import Iterator
-from typing import Any, ClassVar
+from typing import Any, ClassVar, NamedTuple
 from urllib.parse import parse_qs, unquote, urlparse
 
 from eventsourcing.application import Application
@@ -18,6 +18,15 @@ JOB_EVENT_TOPIC_PREFIX = f"{Job.__module__}:{Job.__qualname__}."
 CATALOG_EVENT_TOPIC_PREFIX = f"{CatalogObject.__module__}:{CatalogObject.__qualname__}."
 
 
+class LogSection(NamedTuple):
+    """Events read from the notification log: `last` is the last position read, and `more`
+    says the read stopped at its limit, so that more may follow."""
+
+    envelopes: list[Envelope]
+    last: int
+    more: bool
+
+
 class EventStore(Application[Any]):
     """The only source of truth. Snapshots keep loading a long job cheap."""
 
@@ -30,9 +39,9 @@ class EventStore(Application[Any]):
     }
     log_section_size = 1000
 
-    def envelopes(self, after: int, limit: int) -> tuple[list[Envelope], int]:
+    def envelopes(self, after: int, limit: int) -> LogSection:
         """Job and catalog events after position `after` (at most `limit` notifications read),
-        in order, and the last position read. Id sequences and receipts are internal: skipped."""
+        in order. Id sequences and receipts are internal: skipped."""
         notifications = self.notification_log.select(after + 1, limit)
         envelopes: list[Envelope] = []
         for n in notifications:
@@ -40,17 +49,18 @@ class EventStore(Application[Any]):
                 envelopes.append(envelope_of(self.mapper.to_domain_event(n), n.id))
             elif n.topic.startswith(CATALOG_EVENT_TOPIC_PREFIX):
                 envelopes.append(catalog_envelope_of(self.mapper.to_domain_event(n), n.id))
-        return envelopes, notifications[-1].id if notifications else after
+        last = notifications[-1].id if notifications else after
+        return LogSection(envelopes, last, more=len(notifications) == limit)
 
     def all_envelopes(self) -> Iterator[Envelope]:
         """Every job and catalog event from the first, in order."""
         position = 0
         while True:
-            envelopes, last = self.envelopes(position, self.log_section_size)
-            if last == position:
+            section = self.envelopes(position, self.log_section_size)
+            yield from section.envelopes
+            if not section.more:
                 return
-            yield from envelopes
-            position = last
+            position = section.last
 
     def job_history(self, job_id: int) -> list[EventEnvelope]:
         """One job's events, in order, each with its position in the global order."""

@@ -2,7 +2,9 @@
 
 It reads the stream with an ordered consumer from the sequence after the last one it
 applied, applies each batch in one transaction together with the new position, and skips
-any event at or below that position: every event is applied exactly once, in order.
+any event at or below that position: every event is applied exactly once, in order. A batch
+ends where a command's change ends, so a reader never sees half of one (a job SUCCESS
+before the log line that says so).
 """
 
 import asyncio
@@ -20,7 +22,7 @@ from nats.js.api import ConsumerConfig, DeliverPolicy
 from pydantic import ValidationError
 
 from domain.envelope import CatalogEnvelope, Envelope
-from infra.bus import ALL_EVENTS, EVENTS_STREAM, parse_envelope
+from infra.bus import ALL_EVENTS, CONTINUES_HEADER, EVENTS_STREAM, parse_envelope
 from infra.event_feed import all_events, first_sequence_after
 from infra.read_store import ReadStore
 from projections.catalog_view import CatalogRow, apply_catalog
@@ -205,6 +207,8 @@ class Projector:
                     continue
                 while not queue.empty() and len(messages) < MAX_BATCH:
                     messages.append(queue.get_nowait())
+                while CONTINUES_HEADER in (messages[-1].headers or {}):
+                    messages.append(await queue.get())  # the relay publishes the rest at once
                 batch = [
                     (event, m.metadata.sequence.stream) for m in messages if (event := _parse(m))
                 ]
