@@ -765,12 +765,12 @@ def result_command(job_id: int, item: TaskResult, image_id: str | None, actor: s
 async def in_process_client(
     stack: Stack, token: str | None = None
 ) -> AsyncIterator[httpx.AsyncClient]:
-    """An HTTP client of the API served in this process, without a socket."""
+    """An HTTP client of the API served in this process, without a socket; its `details` URLs
+    are those `serve` gives with the same settings."""
     transport = httpx.ASGITransport(app=build_app(stack))
     headers = {"Authorization": f"Token {token}"} if token else {}
-    async with httpx.AsyncClient(
-        transport=transport, base_url="http://localhost:8000", headers=headers
-    ) as client:
+    base_url = f"http://{stack.settings.api_host}:{stack.settings.api_port}"
+    async with httpx.AsyncClient(transport=transport, base_url=base_url, headers=headers) as client:
         yield client
 
 

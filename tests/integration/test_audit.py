@@ -344,7 +344,8 @@ def test_the_cli_shows_a_job_as_it_was_at_a_version_or_a_time(tmp_path: Path) ->
     """Each command starts an embedded stack without a runner: the job stays PENDING."""
     # A catalog file as earlier versions kept it: the first command imports it.
     (tmp_path / "catalog.json").write_text(json.dumps(SEED_CATALOG))
-    env = {"JOBLEDGER_DATA_DIR": str(tmp_path), "JOBLEDGER_API_PORT": str(free_port())}
+    port = free_port()
+    env = {"JOBLEDGER_DATA_DIR": str(tmp_path), "JOBLEDGER_API_PORT": str(port)}
     runner = CliRunner()
 
     def jobledger(*args: str) -> Any:
@@ -354,6 +355,8 @@ def test_the_cli_shows_a_job_as_it_was_at_a_version_or_a_time(tmp_path: Path) ->
 
     created = jobledger("create", "Trest", "--project", "16", "--delay", "10", "--start-now")
     assert created["status"] == "PENDING"
+    # The URLs `serve` would give with these settings.
+    assert created["details"] == f"http://127.0.0.1:{port}/api/v2/jobs/1/"
     assert jobledger("show", "1", "--as-of", "1")["status"] == "CREATED"
     assert jobledger("show", "1", "--as-of", datetime.now(UTC).isoformat()) == created
     before = runner.invoke(cli.app, ["show", "1", "--as-of", "2000-01-01T00:00:00"], env=env)

@@ -68,7 +68,7 @@ async def test_imported_objects_are_nested_in_jobs_and_served_at_their_details(
     )
     assert job["source_image_single"] == {
         "id": 11,
-        "details": "http://localhost:8000/api/v2/captures/11/",
+        "details": "http://127.0.0.1:8000/api/v2/captures/11/",
         "url": "https://example.org/11.jpg",
         "width": 4096,
         "height": 2160,
@@ -159,7 +159,7 @@ async def test_objects_are_created_replaced_and_changed_through_the_api(
         "id": 1,
         "name": "Trap",
         "project_id": 16,
-        "details": "http://localhost:8000/api/v2/deployments/1/",
+        "details": "http://127.0.0.1:8000/api/v2/deployments/1/",
         "user_permissions": [],
         "jobs": [],
     }
@@ -306,7 +306,7 @@ async def test_a_deployment_lists_its_jobs_in_short(client: httpx.AsyncClient) -
     assert deployment["jobs"] == [
         {
             "id": job["id"],
-            "details": f"http://localhost:8000/api/v2/jobs/{job['id']}/",
+            "details": f"http://127.0.0.1:8000/api/v2/jobs/{job['id']}/",
             "status": "CREATED",
             "job_type": {"name": "ML pipeline", "key": "ml"},
             "created_at": job["created_at"],

@@ -40,7 +40,7 @@ NOT_ALLOWED = {"detail": "You do not have permission to perform this action."}
 NO_CREDENTIALS = {"detail": "Authentication credentials were not provided."}
 NOT_FOUND = {"detail": "Not found."}
 QUEUE_DOWN = "Task queue temporarily unavailable"
-BASE_URL = "http://localhost:8000"
+BASE_URL = "http://127.0.0.1:8000"
 LOG_LINE = re.compile(r"^\[\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\] (INFO|WARNING|ERROR|CRITICAL) (.*)$")
 
 FOUR_NIGHTS = 30  # a collection of four captures, for async jobs that wait for workers

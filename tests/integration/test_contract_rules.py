@@ -21,7 +21,7 @@ from tests.conftest import SEED_JOB, create_job, history, settled, wait_for
 NOT_ALLOWED = {"detail": "You do not have permission to perform this action."}
 NO_CREDENTIALS = {"detail": "Authentication credentials were not provided."}
 NOT_FOUND = {"detail": "Not found."}
-BASE_URL = "http://localhost:8000"
+BASE_URL = "http://127.0.0.1:8000"
 RUNNER = "rules-runner"
 DRAFT_PROJECT = 17
 # Naive ISO 8601: no offset, microseconds only when there are some (sections 1 and 16).

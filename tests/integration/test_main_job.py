@@ -90,7 +90,7 @@ async def test_the_job_view_has_the_seeds_keys_and_types(client: httpx.AsyncClie
     for nested in ("project", "source_image_collection", "pipeline"):
         expected = {k: v for k, v in SEED[nested].items() if k != "details"}
         assert {k: v for k, v in job[nested].items() if k != "details"} == expected
-    assert job["pipeline"]["details"] == "http://localhost:8000/api/v2/ml/pipelines/1/"
+    assert job["pipeline"]["details"] == "http://127.0.0.1:8000/api/v2/ml/pipelines/1/"
 
 
 async def test_cancel_while_running_revokes_and_stops_progress(client: httpx.AsyncClient) -> None:
