@@ -57,6 +57,10 @@ NAMESPACE = uuid5(NAMESPACE_URL, "https://jobledger/")
 # A runner or workers are at work in these statuses, so silence means they are gone.
 REAPABLE = frozenset({JobStatus.STARTED, JobStatus.RETRY, JobStatus.CANCELING})
 
+# Events that leave the job as it was: a log line is a record of its own, a refusal changes
+# nothing. They are no progress to the reaper, and the job view's row stays as it is.
+UNCHANGING_EVENTS = frozenset({"LogAppended", "CommandRefused"})
+
 
 class Refused(Exception):
     """A command the state machine does not allow; the message is the reason."""
@@ -92,6 +96,13 @@ def times_after(
 
 
 class Job(Aggregate):
+    # Version 1 had no `changed_at`; snapshots it took are upcast.
+    class_version = 2
+
+    @staticmethod
+    def upcast_v1_v2(state: dict[str, Any]) -> None:
+        state["changed_at"] = state["_modified_on"]
+
     class JobCreated(Aggregate.Created):
         # Version 1 called the job's writable fields `fields`; stored events are upcast.
         class_version = 2
@@ -117,6 +128,8 @@ class Job(Aggregate):
 
         def apply(self, aggregate: Any) -> None:
             self.mutate_job(aggregate)
+            if type(self).__name__ not in UNCHANGING_EVENTS:
+                aggregate.changed_at = self.timestamp
 
         def mutate_job(self, job: "Job") -> None:
             """How this event changes the job."""
@@ -232,6 +245,7 @@ class Job(Aggregate):
         self.clear_tally()
         self.started_at: datetime | None = None
         self.finished_at: datetime | None = None
+        self.changed_at: datetime = self.created_on  # when an event last changed the job
         self.applied_commands: dict[str, int] = {command_id: 1}
 
     def clear_tally(self) -> None:
@@ -393,7 +407,7 @@ class Job(Aggregate):
         """A started attempt that fell silent ends: FAILURE (REVOKED if it was being cancelled)."""
         if command.attempt != self.attempt or self.status not in REAPABLE:
             raise Refused(f"Job {self.job_id} is {self.status} in attempt {self.attempt}")
-        if self.modified_on > command.quiet_since:
+        if self.changed_at > command.quiet_since:  # as the job view's updated_at shows it
             raise Refused(f"Job {self.job_id} has reported since {command.quiet_since}")
         stages = ", ".join(
             f"{s['key']}={round(s['progress'] * 100)}% {s['status']}"

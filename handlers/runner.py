@@ -117,6 +117,9 @@ class JobRun:
         # Only an ML pipeline job has images to collect; other types keep their dispatch mode
         # (fixed at creation) but have no pipeline work here.
         if "collect" in stages:
+            if self.job["pipeline_id"] is None:  # taken away after creation
+                await self.send(FinishJob, status=JobStatus.FAILURE, reason=NO_PIPELINE)
+                return
             image_ids = await self._collect_and_queue()
             if not image_ids:
                 return
@@ -400,13 +403,16 @@ def throughput(job: dict[str, Any] | None) -> str | None:
     return throughput_line(job["id"], started_at, datetime.now(UTC), job["stages"])
 
 
+NO_PIPELINE = "No pipeline specified to process images in ML job"  # Antenna's words
+
+
 def _no_work(job: dict[str, Any]) -> str:
     """Why an internal job without a delay fails: jobledger runs pipelines and test jobs only."""
     if job["job_type_key"] == "ml" and job["pipeline_id"] is not None:
         # Dispatch is fixed at creation (CONTRACT.md section 10): a later pipeline is not run.
         return "The pipeline was set after the job was created: create a new job to run it"
     if job["job_type_key"] == "ml":
-        return "No pipeline specified to process images in ML job"  # Antenna's words
+        return NO_PIPELINE
     name = JOB_TYPE_NAMES[job["job_type_key"]]
     return f"{name} jobs have no runner here: only ML pipeline and test (delay) jobs run"
 

@@ -4,8 +4,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from domain.envelope import EventEnvelope
+from domain.job import UNCHANGING_EVENTS
 from domain.statuses import JobStatus
-from projections.job_view import ROW_UNTOUCHED, JobView, apply
+from projections.job_view import JobView, apply
 
 CANCELLED = "cancelled"
 
@@ -35,7 +36,7 @@ def attempts(events: Iterable[EventEnvelope]) -> list[Attempt]:
             failed = f'Job #{view["id"]} "{view["name"]}" failed: '
             if data["message"].startswith(failed):
                 failures[data["attempt"]] = data["message"].removeprefix(failed)
-        elif event.type not in ROW_UNTOUCHED:
+        elif event.type not in UNCHANGING_EVENTS:
             view = apply(view, event)
             if view is None:
                 break

@@ -93,9 +93,6 @@ APPLIERS: dict[str, Callable[[Any, EventEnvelope], JobView]] = {
     "JobClaimed": unchanged,
 }
 
-# Events that leave the job row alone: a log line has its own row, a refusal changes nothing.
-ROW_UNTOUCHED = frozenset({"LogAppended", "CommandRefused"})
-
 
 def apply(view: JobView | None, event: EventEnvelope) -> JobView | None:
     """The view after `event`, with the version and update time it brings; None once deleted."""

@@ -22,12 +22,13 @@ from nats.js.api import ConsumerConfig, DeliverPolicy
 from pydantic import ValidationError
 
 from domain.envelope import CatalogEnvelope, Envelope
+from domain.job import UNCHANGING_EVENTS
 from infra.bus import ALL_EVENTS, CONTINUES_HEADER, EVENTS_STREAM, parse_envelope
 from infra.event_feed import all_events, first_sequence_after
 from infra.read_store import ReadStore
 from projections.catalog_view import CatalogRow, apply_catalog
 from projections.compare import differences
-from projections.job_view import ROW_UNTOUCHED, JobView, apply
+from projections.job_view import JobView, apply
 
 log = logging.getLogger(__name__)
 
@@ -99,7 +100,7 @@ def apply_batch(db: sqlite3.Connection, batch: Iterable[tuple[Envelope, int]]) -
                 )
             )
             continue
-        if event.type in ROW_UNTOUCHED:
+        if event.type in UNCHANGING_EVENTS:
             continue
         view = views[event.job_id] if event.job_id in views else load_view(db, event.job_id)
         views[event.job_id] = apply(view, event)

@@ -8,7 +8,8 @@ from datetime import datetime
 from typing import Any
 
 from domain.envelope import EventEnvelope
-from projections.job_view import ROW_UNTOUCHED, JobView, apply
+from domain.job import UNCHANGING_EVENTS
+from projections.job_view import JobView, apply
 
 LogRow = dict[str, Any]
 
@@ -31,6 +32,6 @@ def view_as_of(
             logs.append(
                 {"logged_at": logged_at, "level": data["level"], "message": data["message"]}
             )
-        elif event.type not in ROW_UNTOUCHED:
+        elif event.type not in UNCHANGING_EVENTS:
             view = apply(view, event)
     return None if view is None else (view, logs[::-1])

@@ -1,6 +1,7 @@
 """Bad HTTP input gets a clear error that names the problem, and nothing changes."""
 
 import json
+from typing import Any
 
 import httpx
 import pytest
@@ -170,6 +171,23 @@ async def test_a_pipeline_set_after_creation_is_not_run_and_the_failure_says_so(
             " create a new job to run it"
         ],
     )
+
+
+@pytest.mark.parametrize("body", [{"json": {"pipeline_id": None}}, {"data": {"pipeline_id": ""}}])
+async def test_a_pipeline_job_whose_pipeline_was_taken_away_fails_saying_so(
+    client: httpx.AsyncClient, body: dict[str, Any]
+) -> None:
+    job = await create_job(client, start_now=False, delay=0)
+    assert job["dispatch_mode"] == "async_api"
+    changed = await client.patch(f"/api/v2/jobs/{job['id']}/", **body)
+    assert changed.json()["pipeline"] is None
+    await client.post(f"/api/v2/jobs/{job['id']}/run/")
+    ended = await wait_for(client, job["id"])
+    assert (ended["status"], ended["logs"]["stderr"]) == (
+        "FAILURE",
+        [f'Job #{job["id"]} "Trest" failed: No pipeline specified to process images in ML job'],
+    )
+    assert [s["status"] for s in ended["progress"]["stages"]] == ["CREATED"] * 3
 
 
 async def test_the_openapi_document_gives_the_error_answers_and_no_422(

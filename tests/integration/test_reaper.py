@@ -10,7 +10,7 @@ from api.app import in_process_client
 from api.bootstrap import running_stack
 from api.catalog_io import SEED_CATALOG
 from infra.settings import Settings
-from tests.conftest import admin_token, create_job, wait_for
+from tests.conftest import admin_token, create_job, started_async_job, wait_for
 
 
 @pytest.fixture
@@ -54,6 +54,18 @@ async def test_a_job_whose_workers_fell_silent_fails_with_a_reason(
     ]
     attempts = (await impatient.get(f"/api/v2/jobs/{created['id']}/attempts/")).json()
     assert attempts[0]["reason"] == "stalled, no progress for 0 min"
+
+
+async def test_a_refused_command_does_not_keep_a_silent_job_alive(
+    impatient: httpx.AsyncClient,
+) -> None:
+    started = await started_async_job(impatient, source_image_collection_id=30)
+    await asyncio.sleep(0.2)  # the refusal is recorded after the time the reaper looks back to
+    refused = await impatient.post(f"/api/v2/jobs/{started['id']}/run/")
+    assert refused.json() == [f"Job {started['id']} is already queued or running (STARTED)"]
+
+    job = await wait_for(impatient, started["id"], within=5)
+    assert job["status"] == "FAILURE"
 
 
 async def test_a_job_that_reports_is_left_alone(impatient: httpx.AsyncClient) -> None:

@@ -5,6 +5,7 @@ from pathlib import Path
 
 from eventsourcing.persistence import StoredEvent
 
+from domain.commands import CreateJob
 from domain.job import Job, job_uuid
 from infra.event_store import open_event_store
 from infra.read_store import ReadStore
@@ -73,3 +74,29 @@ def test_an_old_job_created_is_read_in_the_new_shape(settings: Settings, tmp_pat
         view = views.job_view(db, 5)
     assert view is not None
     assert (view["name"], view["created_at"]) == ("Old", "2023-11-20T14:59:14.826005+00:00")
+
+
+def test_a_job_snapshot_taken_before_jobs_knew_when_they_last_changed_is_read(
+    settings: Settings,
+) -> None:
+    events = open_event_store(settings)
+    job = Job.create(6, CreateJob(name="Old", project_id=16, delay=10, start_now=True))
+    events.save(job)
+    taken = Job.Snapshot.take(job)
+    old_state = {k: v for k, v in taken.state.items() if k not in ("changed_at", "class_version")}
+    assert events.snapshots is not None
+    events.snapshots.put(
+        [
+            Job.Snapshot(  # type: ignore[call-arg]
+                originator_id=taken.originator_id,
+                originator_version=taken.originator_version,
+                timestamp=taken.timestamp,
+                topic=taken.topic,
+                state=old_state,
+            )
+        ]
+    )
+
+    loaded = events.repository.get(job_uuid(6))
+    assert isinstance(loaded, Job)
+    assert loaded.changed_at == job.modified_on  # the best a version 1 snapshot knows

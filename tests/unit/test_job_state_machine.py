@@ -9,6 +9,7 @@ import json
 import re
 import typing
 from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -23,6 +24,8 @@ from domain.commands import (
     ConfirmCancelled,
     CreateJob,
     FinishJob,
+    NoteWorkerActivity,
+    ReapJob,
     ReportProgress,
     RetryJob,
     RunJob,
@@ -841,6 +844,36 @@ def test_the_seed_job_runs_to_success_with_the_seeds_log() -> None:
 
 
 # Refusals recorded, and commands already applied.
+
+
+# The reaper.
+
+
+def reap(job: Job, quiet_since: datetime) -> ReapJob:
+    return ReapJob(
+        job_id=job.job_id, attempt=job.attempt, quiet_since=quiet_since, idle=600, stall_limit=600
+    )
+
+
+def test_log_lines_and_refusals_do_not_keep_a_silent_job_from_the_reaper() -> None:
+    job = job_in(STARTED)
+    quiet_since = datetime.now(UTC)
+    job.refuse(run(job), "Job 124 is already queued or running (STARTED)")
+    job.append_log(report(AppendLog, job, message="still here"))
+    job.note_worker_activity(NoteWorkerActivity(job_id=JOB_ID, message="Tasks fetched"))
+
+    job.reap(reap(job, quiet_since))
+
+    assert status_changes(new_events(job)) == [("STARTED", "FAILURE")]
+
+
+def test_a_job_that_progressed_since_the_reapers_cut_off_is_left_running() -> None:
+    job = job_in(STARTED)
+    quiet_since = datetime.now(UTC)
+    job.report_progress(stage_report(job, "delay", progress=0.5))
+    new_events(job)
+
+    assert_refused(job.reap, reap(job, quiet_since), "Job 124 has reported since")
 
 
 def test_a_refusal_is_recorded_and_changes_nothing_else() -> None:

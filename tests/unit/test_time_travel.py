@@ -14,10 +14,9 @@ from domain.commands import (
     RunJob,
 )
 from domain.envelope import EventEnvelope, envelope_of
-from domain.job import Job
+from domain.job import UNCHANGING_EVENTS, Job
 from domain.statuses import JobStatus
 from projections.attempts import Attempt, attempts
-from projections.job_view import ROW_UNTOUCHED
 from projections.time_travel import view_as_of
 
 JOB_ID = 7
@@ -89,7 +88,7 @@ def test_each_version_holds_the_events_up_to_it_and_its_log_lines_newest_first()
         statuses = status_times(earlier)
         assert view["status"] == (statuses[-1][0] if statuses else "CREATED")
         assert logs == log_rows(earlier)
-        row_versions = [e.version for e in earlier if e.type not in ROW_UNTOUCHED]
+        row_versions = [e.version for e in earlier if e.type not in UNCHANGING_EVENTS]
         assert view["version"] == row_versions[-1]
 
 
