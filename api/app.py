@@ -118,10 +118,7 @@ def build_app(stack: Stack) -> FastAPI:
 
     @app.exception_handler(RequestValidationError)
     async def invalid_request(_: Request, error: RequestValidationError) -> JSONResponse:
-        errors = list(error.errors())
-        if any(e["loc"][0] == "path" for e in errors):  # /jobs/abc/: no such object, as DRF
-            return JSONResponse(NOT_FOUND, status_code=404)
-        return JSONResponse(field_errors(errors), status_code=400)
+        return JSONResponse(field_errors(list(error.errors())), status_code=400)
 
     def authenticated(
         request: Request, authorization: Annotated[str | None, Header()] = None
@@ -137,6 +134,8 @@ def build_app(stack: Stack) -> FastAPI:
     Caller = Annotated[User, Depends(authenticated)]
 
     def renderer(request: Request, user: Caller, format: str | None = None) -> JobRenderer:
+        if format not in (None, "json", "api"):  # DRF knows no other renderer: no such page
+            raise ApiError(404, NOT_FOUND)
         base_url = str(request.base_url)
         return JobRenderer(stack.catalog.current(), base_url, time_zone, format == "api", user)
 
@@ -271,7 +270,7 @@ def build_app(stack: Stack) -> FastAPI:
         return await act(command, render, status_code=201)
 
     @app.get(
-        "/api/v2/jobs/{job_id}/", summary="A job with its progress and logs", response_model=Job
+        "/api/v2/jobs/{job_id:int}/", summary="A job with its progress and logs", response_model=Job
     )
     async def get_job(
         job_id: int,
@@ -307,7 +306,9 @@ def build_app(stack: Stack) -> FastAPI:
         headers = {"X-Job-Version": str(view["version"])}
         return JSONResponse(render.job(view, logs[:logs_limit]), headers=headers)
 
-    @app.get("/api/v2/jobs/{job_id}/attempts/", summary="A job's attempts, one per run or retry")
+    @app.get(
+        "/api/v2/jobs/{job_id:int}/attempts/", summary="A job's attempts, one per run or retry"
+    )
     def job_attempts(job_id: int, render: Renderer) -> list[dict[str, Any]]:
         visible_view(job_id, render.user)
         return [
@@ -323,7 +324,7 @@ def build_app(stack: Stack) -> FastAPI:
         ]
 
     @app.put(
-        "/api/v2/jobs/{job_id}/",
+        "/api/v2/jobs/{job_id:int}/",
         response_model=Job,
         summary="Replace a job's writable fields",
         openapi_extra=JOB_BODY_DOC,
@@ -333,7 +334,7 @@ def build_app(stack: Stack) -> FastAPI:
         return await update(visible_view(job_id, render.user), spec, set(SPEC_FIELDS), render)
 
     @app.patch(
-        "/api/v2/jobs/{job_id}/",
+        "/api/v2/jobs/{job_id:int}/",
         response_model=Job,
         summary="Change some of a job's writable fields",
         openapi_extra=JOB_BODY_DOC,
@@ -361,7 +362,7 @@ def build_app(stack: Stack) -> FastAPI:
         return await act(UpdateJob(job_id=job_id, changes=changes, actor=render.user.email), render)
 
     @app.delete(
-        "/api/v2/jobs/{job_id}/", status_code=204, summary="Delete a job (its history stays)"
+        "/api/v2/jobs/{job_id:int}/", status_code=204, summary="Delete a job (its history stays)"
     )
     async def delete_job(job_id: int, user: Caller) -> Response:
         require(user, "delete_job", visible_view(job_id, user)["project_id"])
@@ -377,13 +378,13 @@ def build_app(stack: Stack) -> FastAPI:
         single = view["source_image_single_id"] is not None
         require(user, run_permission(view["job_type_key"], single), view["project_id"])
 
-    @app.post("/api/v2/jobs/{job_id}/run/", summary="Queue a job", response_model=Job)
+    @app.post("/api/v2/jobs/{job_id:int}/run/", summary="Queue a job", response_model=Job)
     async def run_job(job_id: int, render: Renderer, no_async: str | None = None) -> Any:
         may_run(job_id, render.user)
         command = RunJob(job_id=job_id, actor=render.user.email)
         return await act(command, render, until_ended=lenient_bool(no_async))
 
-    @app.post("/api/v2/jobs/{job_id}/cancel/", summary="Cancel a job", response_model=Job)
+    @app.post("/api/v2/jobs/{job_id:int}/cancel/", summary="Cancel a job", response_model=Job)
     async def cancel_job(job_id: int, render: Renderer) -> Any:
         may_run(job_id, render.user)
         # Cancelling a job that has ended answers with the job unchanged (CONTRACT.md 16).
@@ -391,7 +392,7 @@ def build_app(stack: Stack) -> FastAPI:
         return await act(command, render, refusal_status=None)
 
     @app.post(
-        "/api/v2/jobs/{job_id}/retry/",
+        "/api/v2/jobs/{job_id:int}/retry/",
         summary="Run an ended job again as a new attempt",
         response_model=Job,
     )
@@ -402,7 +403,7 @@ def build_app(stack: Stack) -> FastAPI:
 
     add_catalog_routes(app, stack, renderer)
 
-    @app.get("/api/v2/jobs/{job_id}/history/", summary="A job's events, in order, filtered")
+    @app.get("/api/v2/jobs/{job_id:int}/history/", summary="A job's events, in order, filtered")
     async def job_history(
         request: Request,
         job_id: int,
@@ -451,7 +452,7 @@ def build_app(stack: Stack) -> FastAPI:
         return int(header) if header and header.strip().isdigit() else fallback
 
     @app.get(
-        "/api/v2/jobs/{job_id}/events/",
+        "/api/v2/jobs/{job_id:int}/events/",
         summary="A job's events as Server-Sent Events, live",
         response_class=StreamingResponse,
     )
@@ -524,7 +525,7 @@ def build_app(stack: Stack) -> FastAPI:
 
         return live(stream())
 
-    @app.post("/api/v2/jobs/{job_id}/tasks/", summary="Hand tasks of an async job to a worker")
+    @app.post("/api/v2/jobs/{job_id:int}/tasks/", summary="Hand tasks of an async job to a worker")
     async def fetch_tasks(
         job_id: int, request: Request, user: Caller, background: BackgroundTasks
     ) -> dict[str, Any]:
@@ -574,7 +575,7 @@ def build_app(stack: Stack) -> FastAPI:
             return outcome.position or 0
         return 0
 
-    @app.post("/api/v2/jobs/{job_id}/result/", summary="Record workers' results of tasks")
+    @app.post("/api/v2/jobs/{job_id:int}/result/", summary="Record workers' results of tasks")
     async def record_results(
         job_id: int, request: Request, user: Caller, background: BackgroundTasks
     ) -> dict[str, Any]:

@@ -132,7 +132,7 @@ def add_catalog_routes(app: FastAPI, stack: Stack, renderer: Callable[..., JobRe
             }
 
         @app.get(
-            f"/api/v2/{path}/{{object_id}}/",
+            f"/api/v2/{path}/{{object_id:int}}/",
             summary=f"A {noun}",
             tags=["catalog"],
             response_model=detail_model,
@@ -152,7 +152,7 @@ def add_catalog_routes(app: FastAPI, stack: Stack, renderer: Callable[..., JobRe
             return await save(request, render, kind, None)
 
         @app.put(
-            f"/api/v2/{path}/{{object_id}}/",
+            f"/api/v2/{path}/{{object_id:int}}/",
             summary=f"Replace a {noun}",
             tags=["catalog"],
             response_model=detail_model,
@@ -164,7 +164,7 @@ def add_catalog_routes(app: FastAPI, stack: Stack, renderer: Callable[..., JobRe
             return await save(request, render, kind, object_id)
 
         @app.patch(
-            f"/api/v2/{path}/{{object_id}}/",
+            f"/api/v2/{path}/{{object_id:int}}/",
             summary=f"Change a {noun}",
             tags=["catalog"],
             response_model=detail_model,
@@ -175,7 +175,6 @@ def add_catalog_routes(app: FastAPI, stack: Stack, renderer: Callable[..., JobRe
         ) -> dict[str, Any]:
             return await save(request, render, kind, object_id)
 
-    # In PATHS's order: collections' routes before `captures/{object_id}/` would take them.
     for kind, path in PATHS.items():
         routes_for(kind, path)
 

@@ -15,9 +15,11 @@ from typing import Annotated, Any, NoReturn
 from zoneinfo import ZoneInfo
 
 import httpx
+import psycopg
 import typer
 import uvicorn
 import yaml
+from eventsourcing.persistence import PersistenceError
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TaskID, TextColumn
 from rich.table import Table
@@ -62,6 +64,11 @@ UrlOption = Annotated[
 def main() -> None:
     try:
         app()
+    except (PersistenceError, psycopg.Error) as error:
+        # A PostgreSQL event store that cannot be reached or used: its own words, one line.
+        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        typer.echo(f"Cannot use the event store of JOBLEDGER_EVENT_STORE: {reason}", err=True)
+        sys.exit(1)
     except OSError as error:
         # A data dir or file this environment does not allow: say which, without a traceback.
         if error.filename is None:

@@ -4,6 +4,7 @@ from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from api.schemas import Param, Stage
 from domain.job_types import JOB_TYPE_NAMES
 from domain.permissions import User, job_permissions
 from infra.catalog import CatalogSnapshot
@@ -11,6 +12,12 @@ from projections.job_view import JobView
 from projections.view_diff import local
 
 ERROR_LEVELS = frozenset({"ERROR", "CRITICAL"})
+
+
+def in_antennas_order(stage: dict[str, Any]) -> dict[str, Any]:
+    """A stage with its keys, and its params' keys, in the order Antenna gives them."""
+    params = [{key: param[key] for key in Param.model_fields} for param in stage["params"]]
+    return {**{key: stage[key] for key in Stage.model_fields}, "params": params}
 
 
 class JobRenderer:
@@ -62,7 +69,11 @@ class JobRenderer:
             "started_at": self.local(view["started_at"]),
             "finished_at": self.local(view["finished_at"]),
             "duration": duration(view["started_at"], view["finished_at"]),
-            "progress": {**view["progress"], "logs": stdout},
+            "progress": {
+                **view["progress"],
+                "stages": [in_antennas_order(stage) for stage in view["progress"]["stages"]],
+                "logs": stdout,
+            },
             "logs": {"stdout": stdout, "stderr": stderr},
             "job_type": self.job_type(view),
             "data_export": self.export_of(view["id"]),

@@ -54,18 +54,19 @@ class Pipeline(NamedObject):
     updated_at: str | None
 
 
+# Fields in the order Antenna gives them (seed/job-124.json).
 class Param(Strict):
-    key: str
     name: str
+    key: str
     category: str
     value: Any
 
 
 class Stage(Strict):
-    key: str
-    name: str
     status: str
     progress: float
+    key: str
+    name: str
     params: list[Param]
 
 

@@ -4,6 +4,7 @@ from collections.abc import Iterator
 from typing import Any, ClassVar, NamedTuple
 from urllib.parse import parse_qs, unquote, urlparse
 
+import psycopg
 from eventsourcing.application import Application
 from eventsourcing.postgres import PostgresApplicationRecorder
 from eventsourcing.sqlite import SQLiteApplicationRecorder
@@ -123,5 +124,24 @@ def event_store_env(settings: Settings) -> dict[str, str]:
     }
 
 
+def ensure_postgres_schema(env: dict[str, str]) -> None:
+    """Create the configured schema if it is missing: the recorder creates only its tables."""
+    schema = env["POSTGRES_SCHEMA"]
+    with psycopg.connect(
+        host=env["POSTGRES_HOST"],
+        port=env["POSTGRES_PORT"],
+        dbname=env["POSTGRES_DBNAME"],
+        user=env["POSTGRES_USER"],
+        password=env["POSTGRES_PASSWORD"],
+        autocommit=True,
+    ) as db:
+        found = db.execute("SELECT 1 FROM pg_namespace WHERE nspname = %s", (schema,)).fetchone()
+        if found is None:
+            db.execute(SQL("CREATE SCHEMA IF NOT EXISTS {}").format(Identifier(schema)))
+
+
 def open_event_store(settings: Settings) -> EventStore:
-    return EventStore(env=event_store_env(settings))
+    env = event_store_env(settings)
+    if env["PERSISTENCE_MODULE"] == "eventsourcing.postgres":
+        ensure_postgres_schema(env)
+    return EventStore(env=env)

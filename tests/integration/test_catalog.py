@@ -106,7 +106,7 @@ async def test_each_kind_is_listed_at_its_path(client: httpx.AsyncClient) -> Non
 
 async def test_an_unknown_catalog_object_is_404(client: httpx.AsyncClient) -> None:
     for path in PATHS.values():
-        for object_id in ("99", "0", str(2**63), "abc"):
+        for object_id in ("99", "0", str(2**63), "abc", "1.0", "-1"):
             response = await client.get(f"/api/v2/{path}/{object_id}/")
             assert (response.status_code, response.json()) == (404, {"detail": "Not found."})
 

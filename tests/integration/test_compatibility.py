@@ -639,3 +639,14 @@ async def test_format_json_is_accepted_and_leaves_details_urls_bare(
         f"{BASE_URL}/api/v2/projects/16/",
     ]
     assert sorted(urls(page.json())) == sorted(urls(detail.json()))
+
+
+async def test_a_format_drf_has_no_renderer_for_is_404(
+    idle_catalog: tuple[Stack, httpx.AsyncClient],
+) -> None:
+    """Section 1: `json` and `api` are the formats there are."""
+    _, client = idle_catalog
+    job = await create_job(client, start_now=False)
+    for path in ("/api/v2/jobs/", f"/api/v2/jobs/{job['id']}/"):
+        response = await client.get(path, params={"format": "xml"})
+        assert (response.status_code, response.json()) == (404, {"detail": "Not found."})

@@ -139,13 +139,18 @@ async def test_a_body_of_another_media_type_is_415(client: httpx.AsyncClient) ->
     ("method", "path"),
     [
         ("GET", "/api/v2/jobs/abc/"),
+        ("GET", "/api/v2/jobs/1.0/"),
+        ("GET", "/api/v2/jobs/-1/"),
+        ("GET", f"/api/v2/jobs/{2**63}/"),
         ("DELETE", "/api/v2/jobs/abc/"),
         ("POST", "/api/v2/jobs/x/run/"),
+        ("POST", "/api/v2/jobs/1.0/run/"),
     ],
 )
 async def test_a_job_id_that_is_not_a_number_is_404(
     client: httpx.AsyncClient, method: str, path: str
 ) -> None:
+    await create_job(client, start_now=False)  # job 1: "1.0" is not its id
     response = await client.request(method, path)
     assert (response.status_code, response.json()) == (404, {"detail": "Not found."})
 

@@ -31,9 +31,9 @@ def messages(job: dict[str, Any]) -> list[str]:
 
 
 def shape(value: Any) -> Any:
-    """Keys and JSON types, recursively: what 'the same shape' means."""
+    """Keys in their order and JSON types, recursively: what 'the same shape' means."""
     if isinstance(value, dict):
-        return {key: shape(item) for key, item in value.items()}
+        return [(key, shape(item)) for key, item in value.items()]
     if isinstance(value, list):
         return [shape(item) for item in value[:1]]
     return type(value).__name__

@@ -1,6 +1,7 @@
 """The main job with the event store on PostgreSQL (the server of JOBLEDGER_TEST_POSTGRES_URL)."""
 
 import os
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from uuid import uuid4
@@ -8,9 +9,11 @@ from uuid import uuid4
 import psycopg
 import pytest
 
+from api import cli
 from api.app import in_process_client
 from api.bootstrap import running_stack
 from api.catalog_io import SEED_CATALOG
+from infra.embedded_nats import free_port
 from infra.read_store import ReadStore
 from infra.settings import Settings
 from projections.compare import differences
@@ -26,13 +29,11 @@ pytestmark = pytest.mark.postgres
 
 @pytest.fixture
 def postgres_schema() -> Iterator[str]:
-    """A schema of its own for one test, dropped afterwards."""
+    """A schema name of its own for one test (the event store creates it), dropped afterwards."""
     schema = f"jobledger_test_{uuid4().hex[:12]}"
-    with psycopg.connect(POSTGRES_URL, autocommit=True) as db:
-        db.execute(f"CREATE SCHEMA {schema}")
     yield schema
     with psycopg.connect(POSTGRES_URL, autocommit=True) as db:
-        db.execute(f"DROP SCHEMA {schema} CASCADE")
+        db.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
 
 
 async def test_the_main_job_runs_on_a_postgresql_event_store(
@@ -60,3 +61,19 @@ async def test_the_main_job_runs_on_a_postgresql_event_store(
     with psycopg.connect(POSTGRES_URL) as db:
         stored = db.execute(f"SELECT count(*) FROM {postgres_schema}.jobledger_events").fetchone()
     assert stored is not None and stored[0] > 10
+
+
+def test_an_event_store_that_cannot_be_reached_is_one_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    port = free_port()  # nothing listens there
+    monkeypatch.setenv("JOBLEDGER_DATA_DIR", str(tmp_path))
+    monkeypatch.setenv("JOBLEDGER_EVENT_STORE", f"postgresql://postgres@127.0.0.1:{port}/test")
+    monkeypatch.setattr(sys, "argv", ["jobledger", "verify"])
+    with pytest.raises(SystemExit) as exit:
+        cli.main()
+    assert (exit.value.code, capsys.readouterr().err) == (
+        1,
+        "Cannot use the event store of JOBLEDGER_EVENT_STORE: connection failed: connection"
+        f' to server at "127.0.0.1", port {port} failed: Connection refused\n',
+    )
