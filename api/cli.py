@@ -396,8 +396,11 @@ def grant(email: str, project: int, role: ProjectRole) -> None:
 @users.command("revoke")
 def revoke(email: str, project: int) -> None:
     """Take a user's role on a project away."""
+    store = Users(Settings().users_path)
     with known_user():
-        console.print(user_line(Users(Settings().users_path).revoke(email, project)))
+        if project not in store.get(email).roles:
+            fail(f"{email} has no role on project {project}")
+        console.print(user_line(store.revoke(email, project)))
 
 
 @users.command("revoke-token")

@@ -2,12 +2,15 @@
 
 import asyncio
 import contextlib
+import os
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
+from uuid import uuid4
 
 import httpx
+import psycopg
 import pytest
 import uvicorn
 from starlette.types import ASGIApp
@@ -21,6 +24,20 @@ from infra.embedded_nats import free_port
 from infra.settings import Settings
 
 TICK = 0.02  # one second of a test job's delay, in tests
+
+
+POSTGRES_URL = os.environ.get(
+    "JOBLEDGER_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test"
+)
+
+
+@pytest.fixture
+def postgres_schema() -> Iterator[str]:
+    """A schema name of its own for one test (the event store creates it), dropped afterwards."""
+    schema = f"jobledger_test_{uuid4().hex[:12]}"
+    yield schema
+    with psycopg.connect(POSTGRES_URL, autocommit=True) as db:
+        db.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
 
 
 @pytest.fixture

@@ -159,3 +159,13 @@ def test_a_data_dir_that_cannot_be_made_is_one_line(
         1,
         f"Cannot use {data_dir}: Not a directory\n",
     )
+
+
+def test_revoking_a_role_the_user_does_not_have_says_so(settings: Settings) -> None:
+    jobledger(settings, "users", "add", "ada@example.org")
+    jobledger(settings, "users", "grant", "ada@example.org", "16", "member")
+
+    missing = jobledger(settings, "users", "revoke", "ada@example.org", "18")
+    assert (missing.exit_code, missing.output) == (1, "ada@example.org has no role on project 18\n")
+    revoked = jobledger(settings, "users", "revoke", "ada@example.org", "16")
+    assert (revoked.exit_code, revoked.output) == (0, "ada@example.org  \n")

@@ -1,10 +1,7 @@
 """The main job with the event store on PostgreSQL (the server of JOBLEDGER_TEST_POSTGRES_URL)."""
 
-import os
 import sys
-from collections.abc import Iterator
 from pathlib import Path
-from uuid import uuid4
 
 import psycopg
 import pytest
@@ -18,22 +15,9 @@ from infra.read_store import ReadStore
 from infra.settings import Settings
 from projections.compare import differences
 from projections.replay import replay
-from tests.conftest import admin_token, create_job, settled, wait_for
-
-POSTGRES_URL = os.environ.get(
-    "JOBLEDGER_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test"
-)
+from tests.conftest import POSTGRES_URL, admin_token, create_job, settled, wait_for
 
 pytestmark = pytest.mark.postgres
-
-
-@pytest.fixture
-def postgres_schema() -> Iterator[str]:
-    """A schema name of its own for one test (the event store creates it), dropped afterwards."""
-    schema = f"jobledger_test_{uuid4().hex[:12]}"
-    yield schema
-    with psycopg.connect(POSTGRES_URL, autocommit=True) as db:
-        db.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
 
 
 async def test_the_main_job_runs_on_a_postgresql_event_store(

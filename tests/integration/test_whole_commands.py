@@ -24,7 +24,7 @@ from infra.settings import Settings
 from projections.compare import differences
 from projections.projector import Projector
 from projections.views import job_logs, job_view
-from tests.conftest import admin_token, create_job, settled, wait_for
+from tests.conftest import POSTGRES_URL, admin_token, create_job, settled, wait_for
 
 
 async def published(js: JetStreamContext) -> list[Msg]:
@@ -45,9 +45,15 @@ def marks(messages: list[Msg]) -> list[tuple[str, str, bool]]:
     return found
 
 
-@pytest.fixture
-async def small_window_stack(settings: Settings) -> AsyncIterator[tuple[Stack, EventRelay]]:
-    """A stack whose relay reads the event store two notifications at a time."""
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+async def small_window_stack(
+    request: pytest.FixtureRequest, settings: Settings
+) -> AsyncIterator[tuple[Stack, EventRelay]]:
+    """A stack whose relay reads the event store two notifications at a time, on either
+    store (PostgreSQL's notification ids may have gaps: the relay counts what it reads)."""
+    if request.param == "postgres":
+        schema = request.getfixturevalue("postgres_schema")
+        settings = settings.model_copy(update={"event_store": f"{POSTGRES_URL}?schema={schema}"})
     async with running_stack(settings, ALL_ROLES - {Role.RELAY}) as stack:
         reader = ThreadPoolExecutor(1)
         relay = EventRelay(stack.event_store, jetstream(stack.broker), reader, 0.01, window=2)
