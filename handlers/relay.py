@@ -94,16 +94,18 @@ class EventRelay:
         """The events after `position` up to the end of a command, and the last position read.
 
         A section that stops at its limit may have cut the last command's events short: those
-        are left for the next read, or, where they fill the section, read with a larger limit.
+        are left for the next read, or, where they are all the events read, read on.
         """
-        limit = self.window
+        envelopes: list[Envelope] = []
+        last = position
         while True:
             section = await asyncio.get_running_loop().run_in_executor(
-                self.reader, self.store.envelopes, position, limit
+                self.reader, self.store.envelopes, last, self.window
             )
-            envelopes = section.envelopes
+            envelopes += section.envelopes
+            last = section.last
             if not section.more or not envelopes:
-                return envelopes, section.last
+                return envelopes, last
             cut = len(envelopes) - 1
             while cut > 0 and same_change(envelopes[cut - 1], envelopes[cut]):
                 cut -= 1
@@ -111,7 +113,6 @@ class EventRelay:
                 cut_at = envelopes[cut].position
                 assert cut_at is not None  # the store gives every event its position
                 return envelopes[:cut], cut_at - 1
-            limit *= 2
 
     async def _publish(self, envelopes: list[Envelope], stream_seq: int) -> int:
         futures = []

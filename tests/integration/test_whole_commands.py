@@ -49,8 +49,9 @@ def marks(messages: list[Msg]) -> list[tuple[str, str, bool]]:
 async def small_window_stack(
     request: pytest.FixtureRequest, settings: Settings
 ) -> AsyncIterator[tuple[Stack, EventRelay]]:
-    """A stack whose relay reads the event store two notifications at a time, on either
-    store (PostgreSQL's notification ids may have gaps: the relay counts what it reads)."""
+    """A stack whose relay reads the event store two notifications at a time, fewer than
+    most commands' events, on either store (PostgreSQL's notification ids may have gaps:
+    the relay counts what it reads)."""
     if request.param == "postgres":
         schema = request.getfixturevalue("postgres_schema")
         settings = settings.model_copy(update={"event_store": f"{POSTGRES_URL}?schema={schema}"})
