@@ -13,6 +13,7 @@ from zoneinfo import ZoneInfo
 import httpx
 from fastapi import BackgroundTasks, Depends, FastAPI, Header, Query, Request
 from fastapi.exceptions import RequestValidationError
+from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import (
     HTMLResponse,
     JSONResponse,
@@ -98,6 +99,15 @@ def build_app(stack: Stack) -> FastAPI:
         redirect_slashes=False,  # only a GET is redirected (AppendSlash); a POST is not usable
     )
     app.add_middleware(AppendSlash)
+    if origins := stack.settings.allowed_origins:
+        # Antenna's UI runs on a host of its own: browsers ask first whether it may call.
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=origins,
+            allow_methods=["*"],
+            allow_headers=["*"],
+            expose_headers=["X-Job-Version", "X-Projection-Position"],
+        )
     time_zone = ZoneInfo(stack.settings.time_zone)
     js = jetstream(stack.broker)
     task_queue = TaskQueue(js, stack.settings.task_ack_wait)

@@ -29,6 +29,13 @@ class Settings(BaseSettings):
         default=300.0, gt=0, description="seconds a task handed to a worker waits for its result"
     )
     token: str | None = Field(default=None, description="the CLI's API token for `serve`")
+    cors_origins: str = Field(
+        default="", description="comma-separated origins whose pages may call the API"
+    )
+
+    @property
+    def allowed_origins(self) -> list[str]:
+        return [origin.strip() for origin in self.cors_origins.split(",") if origin.strip()]
 
     @property
     def event_store_path(self) -> Path:
