@@ -128,6 +128,8 @@ class Job(Aggregate):
 
         def apply(self, aggregate: Any) -> None:
             self.mutate_job(aggregate)
+            # Replayed as well as new: a job loaded from the store knows its commands too.
+            aggregate.applied_commands[self.command_id] = self.originator_version
             if type(self).__name__ not in UNCHANGING_EVENTS:
                 aggregate.changed_at = self.timestamp
 
@@ -277,7 +279,6 @@ class Job(Aggregate):
 
     def trigger_event(self, event_class: Any, **kwargs: Any) -> None:
         super().trigger_event(event_class, job_id=self.job_id, **kwargs)
-        self.applied_commands[kwargs["command_id"]] = self.version
 
     @property
     def name(self) -> str:

@@ -9,13 +9,14 @@ import httpx
 import nats
 import pytest
 
-from api.bootstrap import Stack, running_stack
+from api.bootstrap import ALL_ROLES, Role, Stack, running_stack
 from api.catalog_io import SEED_CATALOG
 from domain.commands import (
     CancelJob,
     Command,
     CreateJob,
     NoteServicesSeen,
+    RetryJob,
     RunJob,
     SaveCatalogObject,
     UpdateJob,
@@ -79,6 +80,29 @@ async def test_a_redelivered_command_is_recognised_by_its_id(
     assert b'"accepted":true' in again
     events = await history(client, cancel.job_id)
     assert [e["data"]["status"] for e in events if e["type"] == "StatusChanged"] == ["REVOKED"]
+
+
+@pytest.mark.parametrize("kind", [CancelJob, RetryJob])
+async def test_a_command_delivered_again_after_a_restart_has_no_second_effect(
+    settings: Settings, kind: type[CancelJob] | type[RetryJob]
+) -> None:
+    """The handler that gets it again has loaded the job from the store, not kept it."""
+    async with running_stack(settings, ALL_ROLES - {Role.RUNNER}) as stack:
+        await stack.save_catalog(SEED_CATALOG)
+        created = await stack.bus.send(CreateJob(name="again", project_id=16))
+        job_id = created.job_id or 0
+        if kind is RetryJob:
+            await stack.bus.send(CancelJob(job_id=job_id))
+        command = kind(job_id=job_id)
+        assert (await stack.bus.send(command)).accepted
+
+    async with running_stack(settings, ALL_ROLES - {Role.RUNNER}) as restarted:
+        again = json.loads(await deliver_again(restarted, command))
+        assert (again["accepted"], again["duplicate"]) == (True, True)
+        await settled(restarted)
+        types = [e.type for e in restarted.event_store.job_history(job_id)]
+        assert types.count("JobRetried") == (1 if kind is RetryJob else 0)
+        assert types.count("StatusChanged") == (2 if kind is RetryJob else 1)
 
 
 async def test_a_create_delivered_twice_creates_one_job(
