@@ -26,12 +26,25 @@ def validation_reason(error: ValidationError) -> str:
     )
 
 
+def is_subject_token(text: str) -> bool:
+    """Whether `text` can stand as one token of a NATS subject (no blanks, '.', '*' or '>')."""
+    return bool(text) and not any(c.isspace() or c in ".*>" for c in text)
+
+
 class Command(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     command_id: str = Field(default_factory=new_command_id, min_length=1, max_length=128)
     correlation_id: str | None = None
     actor: str = "anonymous"
+
+    @field_validator("command_id")
+    @classmethod
+    def one_subject_token(cls, command_id: str) -> str:
+        """Its outcome is published on jobs.outcomes.<command_id>."""
+        if not is_subject_token(command_id):
+            raise ValueError("must be one NATS subject token: no blanks, '.', '*' or '>'")
+        return command_id
 
 
 class JobCommand(Command):

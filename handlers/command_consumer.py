@@ -16,7 +16,7 @@ from nats.js import JetStreamContext
 from pydantic import ValidationError
 
 from domain.commands import COMMANDS as COMMANDS_BY_NAME
-from domain.commands import Command, validation_reason
+from domain.commands import Command, is_subject_token, validation_reason
 from domain.envelope import Outcome
 from handlers.command_handler import CommandHandler
 from infra.bus import COMMANDS_STREAM, MSG_ID_HEADER, outcome_subject
@@ -89,8 +89,8 @@ class CommandConsumer:
         for msg, item in zip(messages, parsed, strict=True):
             outcome = next(outcomes) if isinstance(item, Command) else item
             if not outcome.accepted:
-                log.info("refused %s %s: %s", outcome.command, outcome.command_id, outcome.reason)
-            if outcome.command_id:
+                log.info("refused %s %r: %s", outcome.command, outcome.command_id, outcome.reason)
+            if is_subject_token(outcome.command_id):  # else there is nowhere to answer
                 await self.nc.publish(
                     outcome_subject(outcome.command_id), outcome.model_dump_json().encode()
                 )

@@ -131,6 +131,11 @@ async def test_a_create_delivered_twice_creates_one_job(
         ("CreateJob", b'{"project_id": 16}', "name: Field required"),
         ("RunJob", b'{"job_id": 1, "colour": "red"}', "colour: Extra inputs are not permitted"),
         ("LaunchJob", b"{}", "Unknown command 'LaunchJob'"),
+        (
+            "RunJob",
+            b'{"job_id": 1, "command_id": "a b"}',
+            "command_id: Value error, must be one NATS subject token: no blanks, '.', '*' or '>'",
+        ),
     ],
 )
 async def test_a_malformed_command_is_refused_with_a_reason_and_changes_nothing(
@@ -143,6 +148,26 @@ async def test_a_malformed_command_is_refused_with_a_reason_and_changes_nothing(
     assert reason.encode() in refusal
     assert (await client.get("/api/v2/jobs/")).json()["count"] == 0
     assert stack.event_store.recorder.max_notification_id() == stored
+
+
+async def test_a_command_with_nowhere_to_answer_changes_nothing_and_holds_nothing_up(
+    stack: Stack, client: httpx.AsyncClient
+) -> None:
+    created = await stack.bus.send(CreateJob(name="stays", project_id=16))
+    js = jetstream(stack.broker)
+    await js.publish(
+        command_subject("RunJob"),
+        json.dumps({"job_id": created.job_id, "command_id": "a.b"}).encode(),
+        stream=COMMANDS_STREAM,
+        headers={MSG_ID_HEADER: "not a token"},
+    )
+    after = await stack.bus.send(CancelJob(job_id=created.job_id or 0))
+
+    assert after.accepted
+    events = await history(client, created.job_id or 0)
+    assert [e["data"]["status"] for e in events if e["type"] == "StatusChanged"] == ["REVOKED"]
+    consumer = await js.consumer_info(COMMANDS_STREAM, "command-handler")
+    assert (consumer.num_ack_pending, consumer.num_pending) == (0, 0)
 
 
 async def test_a_command_without_an_id_is_known_by_its_message_id(stack: Stack) -> None:
