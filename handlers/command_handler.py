@@ -66,7 +66,7 @@ from domain.job import (
     job_uuid,
     receipt_uuid,
 )
-from infra.event_store import EventStore
+from infra.event_store import EventStore, EventTooLarge
 
 log = logging.getLogger(__name__)
 
@@ -133,8 +133,9 @@ class CommandHandler:
         """Apply the commands in order and save them; one outcome per command."""
         try:
             return self._apply_and_save(commands)
-        except IntegrityError:
-            # Another writer saved one of these aggregates first: start again from the store.
+        except (IntegrityError, EventTooLarge):
+            # Another writer saved one of these aggregates first, or one command's change is
+            # too large for the bus: one at a time, from the store.
             self._cache.clear()
             return [self._handle_one(command) for command in commands]
 
@@ -144,10 +145,23 @@ class CommandHandler:
                 return self._apply_and_save([command])[0]
             except IntegrityError:
                 self._cache.clear()
+            except EventTooLarge as error:
+                self._cache.clear()
+                return self._refuse_whole(command, str(error))
         return self._apply_and_save([command])[0]
 
+    def _refuse_whole(self, command: Command, reason: str) -> Outcome:
+        """Refuse a command that cannot be applied at all; a job records the refusal."""
+        job = self._load_job(command.job_id) if isinstance(command, JobCommand) else None
+        if job is None:
+            return _refused(command, reason)
+        job.refuse(command, reason)
+        return self._save([_Applied(_outcome(command, job, reason=reason), job.id, [job])])[0]
+
     def _apply_and_save(self, commands: list[Command]) -> list[Outcome]:
-        applied = [self._apply(command) for command in commands]
+        return self._save([self._apply(command) for command in commands])
+
+    def _save(self, applied: list[_Applied]) -> list[Outcome]:
         touched = {id(a): a for item in applied for a in item.saved}
         try:
             recordings = self.store.save(*touched.values()) if touched else []

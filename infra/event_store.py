@@ -6,6 +6,8 @@ from urllib.parse import parse_qs, unquote, urlparse
 
 import psycopg
 from eventsourcing.application import Application
+from eventsourcing.domain import Snapshot
+from eventsourcing.persistence import Mapper, StoredEvent
 from eventsourcing.postgres import PostgresApplicationRecorder
 from eventsourcing.sqlite import SQLiteApplicationRecorder
 from psycopg.sql import SQL, Identifier
@@ -17,6 +19,29 @@ from infra.settings import Settings
 
 JOB_EVENT_TOPIC_PREFIX = f"{Job.__module__}:{Job.__qualname__}."
 CATALOG_EVENT_TOPIC_PREFIX = f"{CatalogObject.__module__}:{CatalogObject.__qualname__}."
+
+
+# The largest event the bus is sure to carry: NATS takes 1 MiB a message by default, and an
+# event's envelope and headers are a few hundred bytes more than its stored state.
+MAX_EVENT_BYTES = 1024 * 1024 - 64 * 1024
+
+
+class EventTooLarge(ValueError):
+    """An event the relay could not publish: the command that made it must be refused."""
+
+
+class PublishableEvents(Mapper[Any]):
+    """Stores events as the library does, but none too large to publish (snapshots, which
+    are never published, may be of any size)."""
+
+    def to_stored_event(self, domain_event: Any) -> StoredEvent:
+        stored = super().to_stored_event(domain_event)
+        if len(stored.state) > MAX_EVENT_BYTES and not isinstance(domain_event, Snapshot):
+            raise EventTooLarge(
+                f"The change is too large to publish: its {type(domain_event).__name__} event"
+                f" would be {len(stored.state):,} bytes, more than {MAX_EVENT_BYTES:,}"
+            )
+        return stored
 
 
 class LogSection(NamedTuple):
@@ -39,6 +64,11 @@ class EventStore(Application[Any]):
         CatalogNumbers: 200,
     }
     log_section_size = 1000
+
+    def construct_mapper(self) -> Mapper[Any]:
+        return self.factory.mapper(
+            transcoder=self.construct_transcoder(), mapper_class=PublishableEvents
+        )
 
     def envelopes(self, after: int, limit: int) -> LogSection:
         """Job and catalog events after position `after` (at most `limit` notifications read),
