@@ -366,6 +366,24 @@ class CatalogObject(Aggregate):
         super().trigger_event(event_class, kind=self.kind, object_id=self.object_id, **kwargs)
 
 
+class CatalogCreationReceipt(Aggregate):
+    """Which object a SaveCatalogObject without an id created, so that a redelivered one
+    creates no second object."""
+
+    def __init__(self, command_id: str, kind: str, object_id: int) -> None:
+        self.command_id = command_id
+        self.kind = kind
+        self.object_id = object_id
+
+    @staticmethod
+    def create_id(command_id: str, **_: Any) -> UUID:
+        return catalog_receipt_uuid(command_id)
+
+
+def catalog_receipt_uuid(command_id: str) -> UUID:
+    return uuid5(NAMESPACE, f"catalog-create/{command_id}")
+
+
 class CatalogNumbers(Aggregate):
     """The ids of one kind: new objects get the next one, imported ones keep theirs."""
 

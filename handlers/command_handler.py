@@ -19,9 +19,11 @@ from pydantic import ValidationError
 
 from domain.catalog import (
     UNIQUE,
+    CatalogCreationReceipt,
     CatalogNumbers,
     CatalogObject,
     UniqueValue,
+    catalog_receipt_uuid,
     catalog_uuid,
     job_move_errors,
     job_reference_errors,
@@ -243,6 +245,12 @@ class CommandHandler:
 
         Saving the same fields again changes nothing, so a redelivered command has one effect.
         """
+        if command.object_id is None:
+            receipt = self._load(catalog_receipt_uuid(command.command_id))
+            if isinstance(receipt, CatalogCreationReceipt):
+                created = self._load_catalog_object(receipt.kind, receipt.object_id)
+                outcome = _catalog_outcome(command, receipt.object_id, created)
+                return _Applied(outcome.model_copy(update={"duplicate": True}))
         numbers = self._load(numbers_uuid(command.kind)) or CatalogNumbers(command.kind)
         assert isinstance(numbers, CatalogNumbers)
         object_id = command.object_id or numbers.last + 1
@@ -269,6 +277,8 @@ class CommandHandler:
         if object_id > numbers.last:
             numbers.take(object_id)
             saved.append(numbers)
+        if command.object_id is None:
+            saved.append(CatalogCreationReceipt(command.command_id, command.kind, object_id))
         for aggregate in saved:
             self._remember(aggregate)
         return _Applied(_catalog_outcome(command, object_id, found), found.id, saved)

@@ -105,6 +105,19 @@ async def test_a_command_delivered_again_after_a_restart_has_no_second_effect(
         assert types.count("StatusChanged") == (2 if kind is RetryJob else 1)
 
 
+async def test_a_catalog_create_delivered_twice_creates_one_object(
+    stack: Stack, client: httpx.AsyncClient
+) -> None:
+    create = SaveCatalogObject(kind="deployments", fields={"name": "Trap", "project_id": 16})
+    first = await stack.bus.send(create)
+    again = json.loads(await deliver_again(stack, create))
+
+    assert first.accepted and first.object_id == 1
+    assert (again["accepted"], again["duplicate"], again["object_id"]) == (True, True, 1)
+    await settled(stack)
+    assert (await client.get("/api/v2/deployments/")).json()["count"] == 1
+
+
 async def test_a_create_delivered_twice_creates_one_job(
     stack: Stack, client: httpx.AsyncClient
 ) -> None:
