@@ -14,7 +14,14 @@ from uuid import UUID, uuid5
 from eventsourcing.domain import Aggregate, event
 from pydantic import AnyHttpUrl, BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from domain.commands import MAX_ID, CatalogKind, Command, SaveCatalogObject, validation_reason
+from domain.commands import (
+    MAX_ID,
+    CatalogKind,
+    Command,
+    Name,
+    SaveCatalogObject,
+    validation_reason,
+)
 from domain.job import NAMESPACE, Refused, cause_of
 
 # In the order an import saves them, so that references point backwards.
@@ -24,7 +31,6 @@ SLUG = re.compile(r"[-a-zA-Z0-9_]+")
 BAD_SLUG = "Enter a valid “slug” consisting of letters, numbers, underscores or hyphens."
 
 Id = Field(gt=0, le=MAX_ID)
-Name = Field(min_length=1, max_length=255)
 
 
 class Fields(BaseModel):
@@ -33,14 +39,14 @@ class Fields(BaseModel):
 
 
 class ProjectFields(Fields):
-    name: str = Name
+    name: Name
     description: str = ""
     draft: bool = False  # a draft project's jobs are seen by its members only
     async_pipeline_workers: bool = True  # pipeline jobs are async_api, else sync_api
 
 
 class DeploymentFields(Fields):
-    name: str = Name
+    name: Name
     project_id: int = Id
 
 
@@ -61,7 +67,7 @@ SamplingMethod = Literal[
 
 
 class CollectionFields(Fields):
-    name: str = Name
+    name: Name
     project_id: int | None = Field(default=None, gt=0, le=MAX_ID)
     method: SamplingMethod = "full"
     images: list[int] = Field(default_factory=list)  # capture ids
@@ -78,7 +84,7 @@ class CaptureFields(Fields):
 
 
 class PipelineFields(Fields):
-    name: str = Name
+    name: Name
     # Workers poll by slug, several at once comma-separated: a slug is one word.
     slug: str = Field(min_length=1, max_length=255)
     description: str = ""
@@ -100,7 +106,7 @@ class ServiceFields(Fields):
     """A processing service: with an endpoint it serves sync_api jobs over HTTP; without one
     it stands for workers that pull an async_api job's tasks."""
 
-    name: str = Name
+    name: Name
     endpoint_url: AnyHttpUrl | None = None
     pipelines: list[int] = Field(default_factory=list)
     projects: list[int] = Field(default_factory=list)

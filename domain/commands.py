@@ -4,7 +4,14 @@ from datetime import datetime
 from typing import Annotated, Any, Literal
 from uuid import uuid4
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+)
 
 from domain.job_types import JobTypeKey
 from domain.statuses import JobStatus
@@ -63,10 +70,23 @@ MAX_ID = 2**63 - 1
 NonNegative = Annotated[int, Field(ge=0)]
 
 
+def trimmed_printable(text: Any) -> Any:
+    """As Django REST framework reads text: surrounding blanks are trimmed, NUL is refused."""
+    if isinstance(text, str):
+        if "\x00" in text:
+            raise ValueError("Null characters are not allowed.")
+        return text.strip()
+    return text
+
+
+# A job's or a catalog object's name.
+Name = Annotated[str, Field(min_length=1, max_length=255), BeforeValidator(trimmed_printable)]
+
+
 class JobSpec(BaseModel):
     """The writable fields of a job (CONTRACT.md section 4)."""
 
-    name: str = Field(min_length=1, max_length=255)
+    name: Name
     delay: int = Field(default=0, ge=0, le=MAX_INT)
     limit: int | None = Field(default=100, ge=0, le=MAX_INT)
     shuffle: bool = True
@@ -76,16 +96,6 @@ class JobSpec(BaseModel):
     source_image_single_id: int | None = Field(default=None, gt=0, le=MAX_ID)
     pipeline_id: int | None = Field(default=None, gt=0, le=MAX_ID)
     job_type_key: JobTypeKey = "ml"
-
-    @field_validator("name", mode="before")
-    @classmethod
-    def trimmed_printable_name(cls, name: Any) -> Any:
-        """As Django REST framework: surrounding blanks are trimmed, NUL is refused."""
-        if isinstance(name, str):
-            if "\x00" in name:
-                raise ValueError("Null characters are not allowed.")
-            return name.strip()
-        return name
 
     @field_validator(
         "delay",

@@ -188,6 +188,13 @@ async def test_objects_are_created_replaced_and_changed_through_the_api(
     [
         ("post", "projects/", {}, {"name": ["This field is required."]}),
         ("post", "projects/", {"name": ""}, {"name": ["This field may not be blank."]}),
+        ("patch", "projects/16/", {"name": "   "}, {"name": ["This field may not be blank."]}),
+        (
+            "patch",
+            "ml/pipelines/1/",
+            {"name": "a\u0000b"},
+            {"name": ["Null characters are not allowed."]},
+        ),
         (
             "post",
             "deployments/",
