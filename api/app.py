@@ -80,7 +80,7 @@ from infra.users import fingerprint
 from projections import views
 from projections.attempts import attempts
 from projections.job_view import JobView
-from projections.time_travel import view_as_of
+from projections.time_travel import events_as_of, view_as_of
 from projections.views import JobQuery
 
 LOGS_LIMIT = 1000
@@ -308,12 +308,13 @@ def build_app(stack: Stack) -> FastAPI:
         if as_of_version is not None and as_of_version > last:
             reason = f"Job {job_id} has no version {as_of_version}; its last is {last}."
             raise ApiError(400, {"as_of_version": [reason]})
-        then = view_as_of(history, as_of_version, moment)
+        earlier = events_as_of(history, as_of_version, moment)
+        then = view_as_of(earlier)
         # It may have been in another project then: that one must be visible too.
         if then is None or not stack.catalog.current().visible(render.user, then[0]["project_id"]):
             raise ApiError(404, NOT_FOUND)
         view, logs = then
-        headers = {"X-Job-Version": str(view["version"])}
+        headers = {"X-Job-Version": str(earlier[-1].version)}  # log lines count, as live
         return JSONResponse(render.job(view, logs[:logs_limit]), headers=headers)
 
     @app.get(

@@ -14,6 +14,18 @@ from projections.job_view import JobView, apply
 LogRow = dict[str, Any]
 
 
+def events_as_of(
+    events: list[EventEnvelope], version: int | None = None, moment: datetime | None = None
+) -> list[EventEnvelope]:
+    """The job's events up to `version` and up to `moment` (timezone-aware)."""
+    for index, event in enumerate(events):
+        if (version is not None and event.version > version) or (
+            moment is not None and event.occurred_at > moment
+        ):
+            return events[:index]
+    return events
+
+
 def view_as_of(
     events: list[EventEnvelope], version: int | None = None, moment: datetime | None = None
 ) -> tuple[JobView, list[LogRow]] | None:
@@ -21,11 +33,7 @@ def view_as_of(
     up to `moment` (timezone-aware); None if no event is that early or the job was deleted."""
     view: JobView | None = None
     logs: list[LogRow] = []
-    for event in events:
-        if (version is not None and event.version > version) or (
-            moment is not None and event.occurred_at > moment
-        ):
-            break
+    for event in events_as_of(events, version, moment):
         if event.type == "LogAppended":
             data = event.data
             logged_at = event.occurred_at.isoformat()

@@ -148,7 +148,11 @@ async def test_every_version_has_the_status_and_log_lines_of_the_events_up_to_it
             for e in reversed(earlier)
             if e["type"] == "LogAppended"
         ]
-        job = await detail(client, as_of_version=event["version"])
+        response = await client.get(
+            f"/api/v2/jobs/{JOB}/", params={"as_of_version": event["version"]}
+        )
+        assert response.headers["x-job-version"] == str(event["version"])  # as live: all events
+        job = response.json()
         assert job["status"] == (statuses[-1] if statuses else "CREATED")
         assert [line.split("] ", 1)[1] for line in job["logs"]["stdout"]] == logs
 
