@@ -8,7 +8,7 @@ import re
 import signal
 import socket
 import sys
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 from types import FrameType
 from typing import Annotated, Any, NoReturn
@@ -242,11 +242,38 @@ def stages_in(data: dict[str, Any]) -> list[dict[str, Any]]:
     return stages
 
 
-async def server_sent_events(response: httpx.Response) -> AsyncIterator[EventEnvelope]:
-    """The envelopes of a Server-Sent Events body, as they arrive."""
+async def server_sent_events(response: httpx.Response) -> AsyncIterator[tuple[str, EventEnvelope]]:
+    """The ids and envelopes of a Server-Sent Events body, as they arrive."""
+    event_id = ""
     async for line in response.aiter_lines():
-        if line.startswith("data: "):
-            yield EventEnvelope.model_validate_json(line[len("data: ") :])
+        if line.startswith("id: "):
+            event_id = line[len("id: ") :]
+        elif line.startswith("data: "):
+            yield event_id, EventEnvelope.model_validate_json(line[len("data: ") :])
+
+
+RECONNECT_DELAY = 1.0  # seconds between tries while `serve` is away
+
+
+async def followed(client: httpx.AsyncClient, path: str) -> AsyncGenerator[EventEnvelope, None]:
+    """The events of a live stream; when the connection ends (`serve` stopped or restarts),
+    the stream again from after the last event seen (Last-Event-ID), so none is missed."""
+    last_id = ""
+    while True:
+        headers = {"Last-Event-ID": last_id} if last_id else {}
+        try:
+            async with client.stream("GET", path, timeout=None, headers=headers) as response:
+                if response.is_error:
+                    await response.aread()
+                    console.print(f"[red]{response.status_code}[/] {response.text}")
+                    raise typer.Exit(1)
+                async for event_id, event in server_sent_events(response):
+                    last_id = event_id
+                    yield event
+        except httpx.TransportError:
+            pass
+        console.print(f"[dim]no stream from {client.base_url}; reconnecting[/]")
+        await asyncio.sleep(RECONNECT_DELAY)
 
 
 def describe(event: dict[str, Any]) -> str:
@@ -513,15 +540,10 @@ def watch(
 
     async def watching() -> None:
         # Only a running `serve` moves jobs, so there is nothing to watch without one.
-        async with (
-            api_client(url, embedded=False) as client,
-            client.stream("GET", path, timeout=None) as response,
-        ):
-            if response.is_error:
-                await response.aread()
-                console.print(f"[red]{response.status_code}[/] {response.text}")
-                raise typer.Exit(1)
-            await show_live(server_sent_events(response), job_id)
+        async with api_client(url, embedded=False) as client:
+            feed = followed(client, path)
+            async with contextlib.aclosing(feed):
+                await show_live(feed, job_id)
 
     run(watching)
 

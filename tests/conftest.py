@@ -128,9 +128,10 @@ async def history(client: httpx.AsyncClient, job_id: int) -> list[dict[str, Any]
 
 
 @contextlib.asynccontextmanager
-async def served(app: ASGIApp) -> AsyncIterator[str]:
-    """`app` served by uvicorn on a free loopback port, for as long as the block runs; its URL."""
-    port = free_port()
+async def served(app: ASGIApp, port: int | None = None) -> AsyncIterator[str]:
+    """`app` served by uvicorn on a loopback port (a free one unless given), for as long as
+    the block runs; its URL."""
+    port = port or free_port()
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
     serving = asyncio.create_task(server.serve())
     while not server.started:  # noqa: ASYNC110 - uvicorn tells only by this flag
