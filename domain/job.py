@@ -570,10 +570,8 @@ class Job(Aggregate):
                 f"whose current attempt is {self.attempt}"
             )
         if not isinstance(command, ClaimJob | ConfirmCancelled) and command.runner != self.runner:
-            raise Refused(
-                f"Report from runner {command.runner}, but job {self.job_id}"
-                f" is run by {self.runner}"
-            )
+            running = f"is run by {self.runner}" if self.runner else "has not been claimed"
+            raise Refused(f"Report from runner {command.runner}, but job {self.job_id} {running}")
 
     def _check_status(self, command: RunnerReport, allowed: frozenset[JobStatus]) -> None:
         if self.status not in allowed:

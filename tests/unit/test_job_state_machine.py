@@ -636,7 +636,7 @@ def test_reports_from_a_superseded_attempt_are_refused() -> None:
 
 def test_before_a_claim_no_runner_may_report() -> None:
     job = job_in(PENDING)
-    nobody = f"Report from runner {RUNNER}, but job {JOB_ID} is run by None"
+    nobody = f"Report from runner {RUNNER}, but job {JOB_ID} has not been claimed"
 
     assert_refused(job.append_log, report(AppendLog, job, message="early"), nobody)
     assert_refused(job.report_progress, stage_report(job, "delay"), nobody)
