@@ -270,7 +270,9 @@ def build_app(stack: Stack) -> FastAPI:
     )
     async def create_job(request: Request, render: Renderer, start_now: str | None = None) -> Any:
         spec = validated(JobBody, await read_body(request))
-        check_references(render.catalog, spec)  # the body first, as Antenna (CONTRACT.md 2)
+        check_references(
+            render.catalog, spec, render.user
+        )  # the body first, as Antenna (CONTRACT.md 2)
         require(render.user, "create_job", spec.project_id)
         run_now = lenient_bool(start_now)
         if run_now:
@@ -365,7 +367,7 @@ def build_app(stack: Stack) -> FastAPI:
         if spec.project_id != view["project_id"]:
             # Moving a job into a project is creating one there.
             require(render.user, "create_job", spec.project_id)
-        check_references(render.catalog, spec)
+        check_references(render.catalog, spec, render.user)
         export = render.catalog.exports_by_job.get(job_id)
         if errors := job_move_errors(job_id, spec.project_id, export):
             raise ApiError(400, errors)

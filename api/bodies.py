@@ -14,6 +14,7 @@ from pydantic_core import ErrorDetails
 from api.errors import ApiError
 from domain.catalog import JOB_REFERENCES, job_reference_errors
 from domain.commands import MAX_INT, JobSpec
+from domain.permissions import User
 from infra.catalog import CatalogSnapshot
 
 Body = TypeVar("Body", bound=BaseModel)
@@ -129,8 +130,8 @@ def drf_message(error: ErrorDetails) -> str:
     return str(error["msg"])
 
 
-def check_references(catalog: CatalogSnapshot, spec: JobSpec) -> None:
-    """Every referenced object exists and, where it belongs to a project, to the job's
-    (400 naming the field)."""
-    if errors := job_reference_errors(spec.model_dump(), catalog.get):
+def check_references(catalog: CatalogSnapshot, spec: JobSpec, user: User) -> None:
+    """Every referenced object exists for `user` and, where it belongs to a project, to the
+    job's (400 naming the field)."""
+    if errors := job_reference_errors(spec.model_dump(), catalog.seen_by(user, catalog.get)):
         raise ApiError(400, errors)

@@ -87,7 +87,7 @@ def add_catalog_routes(app: FastAPI, stack: Stack, renderer: Callable[..., JobRe
         model = validated(FIELDS[kind], {**(before or {}), **body} if partial else body)
         fields = model.model_dump(mode="json")
         may_change(render.user, kind, object_id, fields)
-        lookup = referents(render.catalog, stack.read_store)
+        lookup = render.catalog.seen_by(render.user, referents(render.catalog, stack.read_store))
         if errors := save_errors(kind, object_id, before, fields, lookup):
             raise ApiError(400, errors)
         if taken := unique_errors(kind, object_id, fields, render.catalog.objects[kind]):

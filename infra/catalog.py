@@ -57,6 +57,18 @@ class CatalogSnapshot:
             and project_id in (None, *service["projects"])
         ]
 
+    def seen_by(self, user: User, lookup: Lookup) -> Lookup:
+        """`lookup` as `user` may see: what lies in a project hidden from them does not exist,
+        so that a refusal never tells them of it."""
+        hidden = self.hidden_projects(user)
+
+        def seen(kind: str, object_id: int) -> dict[str, Any] | None:
+            found = lookup(kind, object_id)
+            project = object_id if kind == "projects" else (found or {}).get("project_id")
+            return None if found is None or project in hidden else found
+
+        return seen
+
     def sync_service(self, pipeline_id: int, project_id: int) -> dict[str, Any] | None:
         """A processing service that serves this pipeline over HTTP for this project."""
         return next(

@@ -306,6 +306,35 @@ async def test_objects_a_job_refers_to_must_belong_to_its_project(
     )
 
 
+async def test_a_refusal_tells_nobody_of_what_lies_in_a_project_hidden_from_them(
+    stack: Stack, client: httpx.AsyncClient
+) -> None:
+    await stack.save_catalog(
+        {
+            "projects": [{"id": 17, "name": "Hidden", "draft": True}],
+            "deployments": [{"id": 3, "name": "Hidden trap", "project_id": 17}],
+        }
+    )
+    hidden_job = await create_job(
+        client, start_now=False, project_id=17, pipeline_id=None, source_image_collection_id=None
+    )
+    stack.users.add("owner@example.org")
+    stack.users.grant("owner@example.org", 16, ProjectRole.OWNER)
+    async with in_process_client(stack, stack.users.new_token("owner@example.org")) as owner:
+        export = {"user": 1, "project": 16, "format": "csv", "job": hidden_job["id"]}
+        exported = await owner.post("/api/v2/exports/", json=export)
+        created = await owner.post("/api/v2/jobs/", json={**SEED_JOB, "deployment_id": 3})
+
+    assert (exported.status_code, exported.json()) == (
+        400,
+        {"job": [f'Invalid pk "{hidden_job["id"]}" - object does not exist.']},
+    )
+    assert (created.status_code, created.json()) == (
+        400,
+        {"deployment_id": ['Invalid pk "3" - object does not exist.']},
+    )
+
+
 async def test_a_deployment_lists_its_jobs_in_short(client: httpx.AsyncClient) -> None:
     await client.post("/api/v2/deployments/", json={"name": "Trap", "project_id": 16})
     job = await create_job(client, start_now=False, deployment_id=1)
