@@ -68,7 +68,24 @@ async def read_body(request: Request) -> dict[str, Any]:
         raise ApiError(400, {"detail": "JSON parse error - nested too deeply"}) from None
     if not isinstance(data, dict):
         raise ApiError(400, {"non_field_errors": ["Invalid data. Expected a dictionary."]})
+    for key, value in data.items():
+        if _has_lone_surrogate(key) or _has_lone_surrogate(value):
+            raise ApiError(400, {key: [LONE_SURROGATE]})
     return _blanks_as_null(data, BLANK_IS_NULL)
+
+
+LONE_SURROGATE = "A lone surrogate (\\ud800 to \\udfff) is not text."
+
+
+def _has_lone_surrogate(value: Any) -> bool:
+    """Whether JSON's escapes hid half a character in the value: it cannot be sent on."""
+    if isinstance(value, str):
+        return not value.isascii() and any(0xD800 <= ord(c) <= 0xDFFF for c in value)
+    if isinstance(value, dict):
+        return any(_has_lone_surrogate(k) or _has_lone_surrogate(v) for k, v in value.items())
+    if isinstance(value, list):
+        return any(_has_lone_surrogate(item) for item in value)
+    return False
 
 
 def _blanks_as_null(fields: dict[str, Any], nullable: frozenset[str]) -> dict[str, Any]:

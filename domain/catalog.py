@@ -8,11 +8,19 @@ replay rebuilds the objects a job view nests exactly as they were.
 import re
 from collections.abc import Callable
 from datetime import datetime
-from typing import Any, Literal, get_args
+from typing import Annotated, Any, Literal, get_args
 from uuid import UUID, uuid5
 
 from eventsourcing.domain import Aggregate, event
-from pydantic import AnyHttpUrl, BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    AfterValidator,
+    AnyHttpUrl,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+)
 
 from domain.commands import (
     MAX_ID,
@@ -31,6 +39,14 @@ SLUG = re.compile(r"[-a-zA-Z0-9_]+")
 BAD_SLUG = "Enter a valid “slug” consisting of letters, numbers, underscores or hyphens."
 
 Id = Field(gt=0, le=MAX_ID)
+
+
+def each_once(ids: list[int]) -> list[int]:
+    return list(dict.fromkeys(ids))
+
+
+# Ids of other objects, each once, as Django keeps a many-to-many relation.
+IdSet = Annotated[list[int], AfterValidator(each_once)]
 
 
 class Fields(BaseModel):
@@ -70,7 +86,7 @@ class CollectionFields(Fields):
     name: Name
     project_id: int | None = Field(default=None, gt=0, le=MAX_ID)
     method: SamplingMethod = "full"
-    images: list[int] = Field(default_factory=list)  # capture ids
+    images: IdSet = Field(default_factory=list)  # capture ids
 
 
 class CaptureFields(Fields):
@@ -108,8 +124,8 @@ class ServiceFields(Fields):
 
     name: Name
     endpoint_url: AnyHttpUrl | None = None
-    pipelines: list[int] = Field(default_factory=list)
-    projects: list[int] = Field(default_factory=list)
+    pipelines: IdSet = Field(default_factory=list)
+    projects: IdSet = Field(default_factory=list)
 
 
 class ExportFields(Fields):

@@ -127,8 +127,14 @@ def read_jsonl(lines: list[str]) -> Iterator[ReadLine]:
         yield number, line, record if isinstance(record, dict) else None
 
 
+# The csv module reads fields of 128 KiB at most; an event's data may be almost 1 MiB, and
+# twice that with its quotes doubled.
+CSV_FIELD_LIMIT = 4 * 1024 * 1024
+
+
 def read_csv(lines: list[str]) -> Iterator[ReadLine]:
     rows = lines[1:]
+    csv.field_size_limit(max(csv.field_size_limit(), CSV_FIELD_LIMIT))
     reader = csv.reader(rows)
     previous = 0
     for row in reader:

@@ -6,6 +6,7 @@ from typing import Any
 import httpx
 import pytest
 
+from api.bootstrap import Stack
 from tests.conftest import SEED_JOB, create_job, wait_for
 
 
@@ -206,3 +207,31 @@ async def test_the_openapi_document_gives_the_error_answers_and_no_422(
     shapes = create["400"]["content"]["application/json"]["schema"]["anyOf"]
     assert [shape["type"] for shape in shapes] == ["object", "object", "array"]
     assert '"422"' not in json.dumps(document)
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "body", "field"),
+    [
+        ("PATCH", "/api/v2/projects/16/", b'{"description": "sur\\udfff"}', "description"),
+        ("POST", "/api/v2/jobs/", b'{"name": "\\ud800", "delay": 1, "project_id": 16}', "name"),
+        (
+            "POST",
+            "/api/v2/exports/",
+            b'{"user": 1, "project": 16, "format": "csv", "filters": {"a": ["\\ud800"]}}',
+            "filters",
+        ),
+        ("POST", "/api/v2/catalog/", b'{"projects": [{"id": 30, "name": "\\udfff"}]}', "projects"),
+    ],
+)
+async def test_a_lone_surrogate_is_a_400_naming_the_field_and_changes_nothing(
+    stack: Stack, client: httpx.AsyncClient, method: str, path: str, body: bytes, field: str
+) -> None:
+    stored = stack.event_store.recorder.max_notification_id()
+    response = await client.request(
+        method, path, content=body, headers={"content-type": "application/json"}
+    )
+    assert (response.status_code, response.json()) == (
+        400,
+        {field: ["A lone surrogate (\\ud800 to \\udfff) is not text."]},
+    )
+    assert stack.event_store.recorder.max_notification_id() == stored

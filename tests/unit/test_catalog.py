@@ -74,6 +74,15 @@ def test_only_a_processing_service_is_seen() -> None:
     assert refusal(lambda: pipeline.seen(save())) == "pipelines 1 is not a processing service"
 
 
+def test_a_list_of_ids_holds_each_once_in_the_order_given() -> None:
+    collection = validated_fields("collections", {"name": "C", "images": [101, 101, "102", 7]})
+    assert collection["images"] == [101, 102, 7]
+    service = validated_fields(
+        "services", {"name": "S", "pipelines": [2, 1, 2], "projects": [16, 16]}
+    )
+    assert (service["pipelines"], service["projects"]) == ([2, 1], [16])
+
+
 def test_references_are_listed_one_per_id() -> None:
     fields = validated_fields("services", {"name": "GPU", "pipelines": [1, 2], "projects": [16]})
     assert referenced("services", fields) == [

@@ -11,6 +11,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from domain.commands import (
+    AppendLog,
     CancelJob,
     ClaimJob,
     ConfirmCancelled,
@@ -24,6 +25,7 @@ from domain.commands import (
 from domain.envelope import EventEnvelope, envelope_of
 from domain.job import Job
 from domain.statuses import JobStatus
+from infra.event_store import MAX_EVENT_BYTES
 from projections.audit_export import (
     CSV_COLUMNS,
     ChainHead,
@@ -123,6 +125,18 @@ def test_csv_carries_the_same_events_and_the_same_hashes() -> None:
 @pytest.mark.parametrize("export_format", list(ExportFormat))
 def test_an_untouched_export_checks_out(export_format: ExportFormat) -> None:
     text, head = export(cancelled_then_retried(), export_format)
+    assert check_export(text, export_format) == ExportCheck(head, None)
+
+
+@pytest.mark.parametrize("export_format", list(ExportFormat))
+def test_an_export_with_a_log_line_as_long_as_an_event_may_be_checks_out(
+    export_format: ExportFormat,
+) -> None:
+    job = Job.create(JOB_ID, CreateJob(name="Trest", project_id=16, delay=10, start_now=True))
+    job.claim(ClaimJob(job_id=JOB_ID, attempt=1, runner=RUNNER))
+    long = "x" * (MAX_EVENT_BYTES - 1024)
+    job.append_log(AppendLog(job_id=JOB_ID, attempt=1, runner=RUNNER, message=long))
+    text, head = export(envelopes(job), export_format)
     assert check_export(text, export_format) == ExportCheck(head, None)
 
 
