@@ -13,9 +13,9 @@ import asyncio
 import contextlib
 import logging
 import random
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 from uuid import uuid4
 
 import httpx
@@ -46,6 +46,7 @@ from infra.catalog import Catalog, CatalogSnapshot
 from infra.task_queue import TaskQueue
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 # A stopped runner's attempts go to another runner this long after its last heartbeat. The
 # hand-back on a clean stop is faster, but a restarting server forgets it: keep this short.
@@ -230,7 +231,10 @@ class JobRun:
                 if self.cancelled.is_set():
                     return
                 batch = image_ids[start : start + size]
-                answers = await self._call_service(http, service, pipeline["slug"], batch)
+                call = self._call_service(http, service, pipeline["slug"], batch)
+                answers = await self._unless_cancelled(call)
+                if answers is None:
+                    return
                 for image_id, answer in answers.items():
                     outcome = await self.send_command(
                         record_result(
@@ -284,6 +288,20 @@ class JobRun:
             progress=1.0,
             params={"mood": DONE_MOOD},
         )
+
+    async def _unless_cancelled(self, work: Coroutine[Any, Any, T]) -> T | None:
+        """What `work` gives, or None once the attempt is cancelled: a slow service call is
+        abandoned then, so that a cancel takes effect at once."""
+        task = asyncio.create_task(work)
+        stop = asyncio.create_task(self.cancelled.wait())
+        try:
+            await asyncio.wait({task, stop}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            stop.cancel()
+            task.cancel()  # nothing, when it is done
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        return None if self.cancelled.is_set() else task.result()
 
     async def _cancelled_within(self, seconds: float) -> bool:
         with contextlib.suppress(TimeoutError):

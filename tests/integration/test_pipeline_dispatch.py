@@ -33,15 +33,21 @@ DETECTIONS = {"201": 0, "202": 1, "203": 2, "204": 3, "205": 1}  # per image; 2 
 class ProcessingService:
     """A real HTTP processing service: answers /process as Antenna's services do."""
 
-    def __init__(self, failing: frozenset[str] = frozenset()) -> None:
+    def __init__(self, failing: frozenset[str] = frozenset(), hanging: bool = False) -> None:
         self.failing = failing  # a batch holding one of these images gets a 500
+        self.answering = asyncio.Event()  # a hanging service answers once this is set
+        if not hanging:
+            self.answering.set()
         self.requests: list[dict[str, Any]] = []
+        self.asked = asyncio.Event()
         self.app = FastAPI()
         self.app.post("/process")(self.process)
 
     async def process(self, request: Request) -> Any:
         body = await request.json()
         self.requests.append(body)
+        self.asked.set()
+        await self.answering.wait()
         images = [image["id"] for image in body["source_images"]]
         if self.failing & set(images):
             return JSONResponse({"detail": "model crashed"}, status_code=500)
@@ -141,6 +147,25 @@ async def test_a_sync_job_whose_service_fails_for_most_images_fails(
         f"Pipeline returned error for job {job['id']}, image 201: Processing service 'GPU box'"
         " failed: Server error '500 Internal Server Error'"
     ) in [line.split(" for url")[0] for line in errors]
+
+
+async def test_a_sync_job_is_cancelled_at_once_while_its_service_takes_its_time(
+    stack: Stack, client: httpx.AsyncClient
+) -> None:
+    hanging = ProcessingService(hanging=True)
+    async with served(hanging.app) as url:
+        try:
+            await stack.save_catalog(catalog(url, async_workers=False))
+            created = await create_job(client, **PIPELINE_JOB)
+            await asyncio.wait_for(hanging.asked.wait(), 5)
+            cancelling = await client.post(f"/api/v2/jobs/{created['id']}/cancel/")
+            assert cancelling.json()["status"] in {"CANCELING", "REVOKED"}  # the runner is quick
+            job = await wait_for(client, created["id"], within=2)
+        finally:
+            hanging.answering.set()  # so that the server can stop
+    assert job["status"] == "REVOKED"
+    assert len(hanging.requests) == 1
+    assert stage_params(job, "process")["processed"] == 0
 
 
 async def test_a_sync_job_without_a_service_for_its_pipeline_fails_saying_so(
