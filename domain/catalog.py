@@ -53,6 +53,14 @@ class Fields(BaseModel):
     # As for jobs, fields a client may not write are ignored rather than refused.
     model_config = ConfigDict(extra="ignore")
 
+    @field_validator("*", mode="before")
+    @classmethod
+    def no_null_characters(cls, value: Any) -> Any:
+        """As Django REST framework refuses NUL in any text field."""
+        if isinstance(value, str) and "\x00" in value:
+            raise ValueError("Null characters are not allowed.")
+        return value
+
 
 class ProjectFields(Fields):
     name: Name

@@ -196,6 +196,12 @@ async def test_objects_are_created_replaced_and_changed_through_the_api(
             {"name": ["Null characters are not allowed."]},
         ),
         (
+            "patch",
+            "projects/16/",
+            {"description": "a\u0000b"},
+            {"description": ["Null characters are not allowed."]},
+        ),
+        (
             "post",
             "deployments/",
             {"name": "T", "project_id": 99},
