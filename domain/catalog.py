@@ -29,6 +29,7 @@ from domain.commands import (
     Name,
     SaveCatalogObject,
     validation_reason,
+    without_null_characters,
 )
 from domain.job import NAMESPACE, Refused, cause_of
 
@@ -53,13 +54,7 @@ class Fields(BaseModel):
     # As for jobs, fields a client may not write are ignored rather than refused.
     model_config = ConfigDict(extra="ignore")
 
-    @field_validator("*", mode="before")
-    @classmethod
-    def no_null_characters(cls, value: Any) -> Any:
-        """As Django REST framework refuses NUL in any text field."""
-        if isinstance(value, str) and "\x00" in value:
-            raise ValueError("Null characters are not allowed.")
-        return value
+    refuse_null_characters = field_validator("*", mode="before")(without_null_characters)
 
 
 class ProjectFields(Fields):

@@ -70,13 +70,17 @@ MAX_ID = 2**63 - 1
 NonNegative = Annotated[int, Field(ge=0)]
 
 
+def without_null_characters(value: Any) -> Any:
+    """As Django REST framework reads any text: NUL is refused."""
+    if isinstance(value, str) and "\x00" in value:
+        raise ValueError("Null characters are not allowed.")
+    return value
+
+
 def trimmed_printable(text: Any) -> Any:
     """As Django REST framework reads text: surrounding blanks are trimmed, NUL is refused."""
-    if isinstance(text, str):
-        if "\x00" in text:
-            raise ValueError("Null characters are not allowed.")
-        return text.strip()
-    return text
+    text = without_null_characters(text)
+    return text.strip() if isinstance(text, str) else text
 
 
 # A job's or a catalog object's name.

@@ -157,8 +157,7 @@ class CommandHandler:
         job = self._load_job(command.job_id) if isinstance(command, JobCommand) else None
         if job is None:
             return _refused(command, reason)
-        job.refuse(command, reason)
-        return self._save([_Applied(_outcome(command, job, reason=reason), job.id, [job])])[0]
+        return self._save([_refusal_recorded(job, command, reason)])[0]
 
     def _apply_and_save(self, commands: list[Command]) -> list[Outcome]:
         return self._save([self._apply(command) for command in commands])
@@ -195,9 +194,7 @@ class CommandHandler:
                 self._check_update(job, command)
             ROUTES[type(command)](job, command)
         except Refused as refusal:
-            job.refuse(command, str(refusal))
-            outcome = _outcome(command, job, reason=str(refusal))
-            return _Applied(outcome, job.id, [job])
+            return _refusal_recorded(job, command, str(refusal))
         return _Applied(_outcome(command, job), job.id, [job])
 
     def _create(self, command: CreateJob) -> _Applied:
@@ -370,6 +367,12 @@ class CommandHandler:
         self._cache.move_to_end(aggregate.id)
         while len(self._cache) > self.cache_size:
             self._cache.popitem(last=False)
+
+
+def _refusal_recorded(job: Job, command: Command, reason: str) -> _Applied:
+    """The job records that it refused the command, and why."""
+    job.refuse(command, reason)
+    return _Applied(_outcome(command, job, reason=reason), job.id, [job])
 
 
 def _positions(recordings: list[Recording[Any]]) -> dict[tuple[UUID, int], int]:
